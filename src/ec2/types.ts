@@ -1,0 +1,83 @@
+/**
+ * The EC2 layer's view of the world: plain data, no SDK types, so the controller's decision core
+ * and its in-memory fakes depend on this file only.
+ */
+
+/** EC2's attachment states. `busy` means a detach was asked while the OS still uses the device. */
+export type AttachmentState = 'attaching' | 'attached' | 'detaching' | 'detached' | 'busy';
+
+export type VolumeState = 'creating' | 'available' | 'in-use' | 'deleting' | 'deleted' | 'error';
+
+export interface VolumeAttachment {
+  instanceId: string;
+  device: string;
+  state: AttachmentState;
+  attachTime?: number;
+}
+
+export interface VolumeInfo {
+  volumeId: string;
+  az: string;
+  state: VolumeState;
+  sizeGiB: number;
+  attachments: VolumeAttachment[];
+  tags: Record<string, string>;
+}
+
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+
+export interface InstanceInfo {
+  instanceId: string;
+  az: string;
+  state: InstanceState;
+  privateIp: string | null;
+  /** Device names in use on the instance (root, EBS, …), from its block device mappings. */
+  devices: string[];
+  tags: Record<string, string>;
+}
+
+export type SnapshotState = 'pending' | 'completed' | 'error' | 'recoverable' | 'recovering';
+
+export interface SnapshotInfo {
+  snapshotId: string;
+  volumeId: string;
+  state: SnapshotState;
+  startTime: number;
+  progress: string;
+  description: string;
+  tags: Record<string, string>;
+}
+
+/**
+ * What the controller and the CLI need from EC2. `src/ec2/client.ts` implements it over the real
+ * SDK; tests of the decision core use an in-memory fake. Every method may throw the typed errors of
+ * `src/ec2/errors.ts`. `signal` aborts waits (e.g. when leadership is lost).
+ */
+export interface Ec2Port {
+  describeVolumes(volumeIds: string[], opts?: { signal?: AbortSignal }): Promise<VolumeInfo[]>;
+  describeInstances(instanceIds: string[], opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
+  /** Instances in one AZ (optionally with tags), running or not. */
+  findInstances(filter: { az?: string; tags?: Record<string, string> }, opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
+  attachVolume(volumeId: string, instanceId: string, device: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** One DetachVolume call (no wait). `force` is EC2's Force flag. */
+  detachVolume(volumeId: string, instanceId: string, force: boolean, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Polls (fast first, then backing off) until the volume is attached to the instance. */
+  waitAttached(volumeId: string, instanceId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<VolumeInfo>;
+  /** Polls until the volume has no attachment (state `available`). */
+  waitAvailable(volumeId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<VolumeInfo>;
+  /**
+   * Graceful detach, then forced when it has not finished within `forceAfterMs` (or at once when the
+   * attachment is already stuck in `detaching`/`busy` and `allowForce`), then wait until available.
+   */
+  detachAndWait(
+    volumeId: string,
+    instanceId: string,
+    opts: { forceAfterMs: number; allowForce: boolean; timeoutMs: number; signal?: AbortSignal },
+  ): Promise<{ forced: boolean; volume: VolumeInfo }>;
+  stopInstance(instanceId: string, opts?: { force?: boolean; signal?: AbortSignal }): Promise<void>;
+  createSnapshot(volumeId: string, description: string, tags: Record<string, string>, opts?: { signal?: AbortSignal }): Promise<SnapshotInfo>;
+  listSnapshots(filter: { volumeIds?: string[]; tags?: Record<string, string>; ownerSelf?: boolean }, opts?: { signal?: AbortSignal }): Promise<SnapshotInfo[]>;
+  deleteSnapshot(snapshotId: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  tagResources(resourceIds: string[], tags: Record<string, string>, opts?: { signal?: AbortSignal }): Promise<void>;
+  untagResources(resourceIds: string[], tagKeys: string[], opts?: { signal?: AbortSignal }): Promise<void>;
+}

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { AvailabilityZone, DeviceName, InstanceId, VolumeId } from '../ec2/ids.js';
+
+/**
+ * Every value stored in etcd is JSON validated by one of these schemas on read (see `decode.ts`):
+ * a malformed value is logged with its key and skipped, so that one bad write never stops a loop.
+ */
+
+/** `postgres@vol-0abc…`: a systemd template instance whose instance name is the volume id. */
+export const UnitName = z
+  .string()
+  .regex(/^[a-zA-Z0-9_.:-]+@vol-[0-9a-f]{8,17}$/, 'expected a unit name like postgres@vol-0abc12345def67890');
+
+/** Written by a host's agent under its lease: the host is alive while this key exists. */
+export const HostRecord = z.object({
+  instanceId: InstanceId,
+  az: AvailabilityZone,
+  privateIp: z.string().min(1),
+  /** fleet's machine id (`/etc/machine-id`), used to edit this machine's fleet metadata. */
+  machineId: z.string().min(1),
+  agentVersion: z.string().min(1),
+  /** Static labels such as fleet metadata `role=db`, matched against a service's `requiredLabels`. */
+  labels: z.record(z.string(), z.string()).default({}),
+  leaseTtlMs: z.number().int().positive(),
+  /** The agent fences itself this long before its lease could expire on the etcd side. */
+  fenceMarginMs: z.number().int().nonnegative(),
+  registeredAt: z.number().int(),
+});
+export type HostRecord = z.infer<typeof HostRecord>;
+
+/** What an operator registers: one stateful service on one EBS volume. */
+export const ServiceRecord = z.object({
+  unit: UnitName,
+  volumeId: VolumeId,
+  /** e.g. `data-postgres.mount`; the service unit has `Requires=`/`After=` on it. */
+  mountUnit: z.string().regex(/^[a-zA-Z0-9_.:\\-]+\.mount$/, 'expected a mount unit name like data-postgres.mount'),
+  mountPoint: z.string().startsWith('/'),
+  /** Fleet metadata key set to the volume id on the holding machine (`postgres=vol-…`). */
+  metadataKey: z.string().regex(/^[a-zA-Z0-9_-]+$/),
+  /** Services of one group never share a host (seed 000's `Conflicts=postgres*`). */
+  conflictGroup: z.string().min(1).optional(),
+  /** Host labels a target must carry, e.g. `{ role: 'db' }`. */
+  requiredLabels: z.record(z.string(), z.string()).default({}),
+  /** Filesystem label the volume must carry; a device with another label is never mounted. */
+  fsLabel: z.string().min(1).optional(),
+});
+export type ServiceRecord = z.infer<typeof ServiceRecord>;
+
+/**
+ * Where a volume should live. Only the elected controller writes it, in a leader-guarded
+ * transaction. `instanceId: null` means "nobody": the previous holder must release it (planned move).
+ * `generation` grows by one on every change, and agents report against it.
+ */
+export const Placement = z.object({
+  volumeId: VolumeId,
+  unit: UnitName,
+  instanceId: InstanceId.nullable(),
+  device: DeviceName.nullable(),
+  generation: z.number().int().nonnegative(),
+  updatedAt: z.number().int(),
+});
+export type Placement = z.infer<typeof Placement>;
+
+/** Steps of the failover state machine, in order. `blocked` waits for a host; `failed` needs a human. */
+export const FailoverStep = z.enum([
+  'detected', // holder's lease gone (auto) or a manual request accepted
+  'fencing', // auto: old host's self-fence deadline passed, fleet metadata dropped, optional StopInstances
+  'releasing', // manual: placement set to nobody, waiting for the old agent to stop unit and unmount
+  'detaching', // DetachVolume (graceful, then forced after a bound)
+  'attaching', // target chosen; AttachVolume and wait for `attached`
+  'starting', // placement written with generation+1; waiting for the new agent's report
+  'done',
+  'blocked', // no eligible target: the reason is kept and the step retried when hosts change
+  'failed',
+]);
+export type FailoverStep = z.infer<typeof FailoverStep>;
+
+export const JournalEntry = z.object({
+  step: FailoverStep,
+  at: z.number().int(),
+  note: z.string().optional(),
+});
+export type JournalEntry = z.infer<typeof JournalEntry>;
+
+/** The persisted state of one volume's failover, so that a new leader resumes where the old one was. */
+export const FailoverJournal = z.object({
+  volumeId: VolumeId,
+  unit: UnitName,
+  kind: z.enum(['auto', 'manual']),
+  step: FailoverStep,
+  fromInstanceId: InstanceId.nullable(),
+  toInstanceId: InstanceId.nullable(),
+  device: DeviceName.nullable(),
+  /** Manual: whether a forced detach is allowed. Auto failovers always may force after a bound. */
+  force: z.boolean().default(false),
+  startedAt: z.number().int(),
+  stepStartedAt: z.number().int(),
+  /** When the graceful detach began, to know when to force. */
+  detachStartedAt: z.number().int().nullable().default(null),
+  /** The placement generation the target agent must report `active` for. */
+  generation: z.number().int().nonnegative().nullable().default(null),
+  history: z.array(JournalEntry).default([]),
+  blockedReason: z.string().nullable().default(null),
+  error: z.string().nullable().default(null),
+  requestId: z.string().nullable().default(null),
+  finishedAt: z.number().int().nullable().default(null),
+});
+export type FailoverJournal = z.infer<typeof FailoverJournal>;
+
+export const AgentPhase = z.enum([
+  'waiting-device',
+  'mounting',
+  'starting',
+  'active',
+  'releasing',
+  'released',
+  'failed',
+  'fenced',
+]);
+export type AgentPhase = z.infer<typeof AgentPhase>;
+
+/** An agent's report on one placement generation, written under the agent's lease. */
+export const AgentReport = z.object({
+  instanceId: InstanceId,
+  volumeId: VolumeId,
+  unit: UnitName,
+  generation: z.number().int().nonnegative(),
+  phase: AgentPhase,
+  mountActive: z.boolean(),
+  unitActive: z.boolean(),
+  error: z.string().nullable().default(null),
+  at: z.number().int(),
+});
+export type AgentReport = z.infer<typeof AgentReport>;
+
+/** A planned move asked for by `failover <unit>`. The controller validates it before acting. */
+export const ManualRequest = z.object({
+  requestId: z.string().min(1),
+  unit: UnitName,
+  volumeId: VolumeId,
+  toInstanceId: InstanceId.nullable().default(null),
+  force: z.boolean().default(false),
+  requestedAt: z.number().int(),
+  /** Set by the controller when it refuses the request; the CLI prints it and exits 1. */
+  refusedReason: z.string().nullable().default(null),
+});
+export type ManualRequest = z.infer<typeof ManualRequest>;
+
+export const EventRecord = z.object({
+  at: z.number().int(),
+  volumeId: VolumeId,
+  unit: UnitName.optional(),
+  step: z.string(),
+  message: z.string(),
+  instanceId: InstanceId.nullable().default(null),
+});
+export type EventRecord = z.infer<typeof EventRecord>;
