@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian/Ubuntu machine: the servers the tests and the demo start
+# (etcd, and debootstrap + loop-device tools for the real-systemd host tests), the npm dependencies,
+# and the cached root filesystem that the host-agent tests boot systemd on. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+need=()
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v losetup >/dev/null || need+=(util-linux)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+if [ "${#need[@]}" -gt 0 ] || [ "${CI:-}" = true ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq etcd-server debootstrap util-linux e2fsprogs systemd >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+# The host-agent tests boot a real systemd over this cached root (never over this machine's /).
+if [ -x scripts/build-test-rootfs.sh ] && [ "$(id -u)" = 0 ]; then
+  scripts/build-test-rootfs.sh
+fi
+echo "setup: ok (etcd $(etcd --version | head -1 | awk '{print $3}'), node $(node --version))"
