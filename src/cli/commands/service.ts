@@ -1,0 +1,135 @@
+import type { Command } from 'commander';
+import { encodeRecord, ServiceRecord, UnitName } from '../../keyspace/index.js';
+import { parseLabels } from '../../config/index.js';
+import type { GlobalOptions } from '../context.js';
+import { RefusedError, UsageError } from '../errors.js';
+import { renderTable } from '../output.js';
+import { withSession } from '../session.js';
+import { isInProgress, readClusterState } from '../state.js';
+
+interface AddOptions extends GlobalOptions {
+  mountUnit: string;
+  mountPoint: string;
+  metadataKey: string;
+  conflictGroup?: string;
+  label: string[];
+  fsLabel?: string;
+}
+
+/** `--label role=db --label tier=1` */
+function collectLabel(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Parse the unit name or fail with exit 2, naming the expected shape. */
+export function parseUnitName(unit: string): { unit: string; volumeId: string } {
+  const parsed = UnitName.safeParse(unit);
+  if (!parsed.success) throw new UsageError(`bad unit name "${unit}": ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return { unit, volumeId: unit.slice(unit.indexOf('@') + 1) };
+}
+
+export function buildServiceRecord(unit: string, opts: AddOptions): ServiceRecord {
+  const { volumeId } = parseUnitName(unit);
+  let labels: Record<string, string>;
+  try {
+    labels = Object.assign({}, ...opts.label.map((l) => parseLabels(l, '--label')));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const parsed = ServiceRecord.safeParse({
+    unit,
+    volumeId,
+    mountUnit: opts.mountUnit,
+    mountPoint: opts.mountPoint,
+    metadataKey: opts.metadataKey,
+    conflictGroup: opts.conflictGroup,
+    requiredLabels: labels,
+    fsLabel: opts.fsLabel,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`bad service field ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+export function registerServiceCommands(program: Command): void {
+  const service = program.command('service').description('register, list and remove managed services (services/<unit>)');
+
+  service
+    .command('add <unit>')
+    .description(
+      'register a service on its EBS volume. The controller then places it: on the host the volume is attached to, or on a live host it chooses in the volume\'s AZ',
+    )
+    .requiredOption('--mount-unit <name>', 'mount unit the service Requires=, e.g. data-postgres.mount')
+    .requiredOption('--mount-point <path>', 'where the volume is mounted, e.g. /data/postgres')
+    .requiredOption('--metadata-key <key>', 'fleet metadata key set to the volume id on the holder, e.g. postgres')
+    .option('--conflict-group <group>', 'services of one group never share a host')
+    .option('--label <k=v>', 'host label a target must carry (repeatable)', collectLabel, [])
+    .option('--fs-label <label>', 'filesystem label the volume must carry')
+    .action(async (unit: string, _opts: AddOptions, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<AddOptions>();
+      const record = buildServiceRecord(unit, opts);
+      await withSession(opts, async ({ etcd, ks, io }) => {
+        const state = await readClusterState(etcd, ks);
+        const sameVolume = [...state.services.values()].find((s) => s.value.volumeId === record.volumeId && s.value.unit !== unit);
+        if (sameVolume) throw new RefusedError(`volume ${record.volumeId} already belongs to ${sameVolume.value.unit}`, { volumeId: record.volumeId, unit });
+        // Create-only: a second `add` never silently rewrites a running service's mount or labels.
+        const key = ks.service(unit);
+        const res = await etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(encodeRecord(record))).commit();
+        if (!res.succeeded) throw new RefusedError(`service ${unit} is already registered (remove it first)`, { unit });
+        io.out(`registered ${unit} (volume ${record.volumeId}); the controller will place it`);
+      });
+    });
+
+  service
+    .command('list')
+    .description('list registered services')
+    .option('--json', 'print JSON')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions & { json?: boolean }>();
+      await withSession(opts, async ({ etcd, ks, io }) => {
+        const state = await readClusterState(etcd, ks);
+        const services = [...state.services.values()].map((s) => s.value).sort((a, b) => a.unit.localeCompare(b.unit));
+        if (opts.json) return io.out(JSON.stringify(services, null, 2));
+        io.out(
+          renderTable(
+            ['UNIT', 'VOLUME', 'MOUNT', 'MOUNT POINT', 'METADATA', 'CONFLICT GROUP', 'LABELS'],
+            services.map((s) => [
+              s.unit,
+              s.volumeId,
+              s.mountUnit,
+              s.mountPoint,
+              `${s.metadataKey}=${s.volumeId}`,
+              s.conflictGroup ?? '-',
+              Object.entries(s.requiredLabels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+            ]),
+          ),
+        );
+      });
+    });
+
+  service
+    .command('remove <unit>')
+    .description('unregister a service (refused while a failover of its volume runs). The volume stays attached and mounted until the holder is told to release it')
+    .action(async (unit: string, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { volumeId } = parseUnitName(unit);
+      await withSession(opts, async ({ etcd, ks, io }) => {
+        const state = await readClusterState(etcd, ks);
+        const stored = state.services.get(unit);
+        if (!stored) throw new RefusedError(`unknown service ${unit}`, { unit });
+        if (isInProgress(state.journals.get(volumeId)?.value)) {
+          throw new RefusedError(`a failover of ${volumeId} is in progress; remove ${unit} after it finishes`, { unit, volumeId });
+        }
+        // Guarded on the revision read above, and on no failover having started since.
+        const res = await etcd
+          .if(ks.service(unit), 'Mod', '==', stored.modRevision)
+          .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
+          .then(etcd.delete().key(ks.service(unit)))
+          .commit();
+        if (!res.succeeded) throw new RefusedError(`${unit} changed while removing it; try again`, { unit });
+        io.out(`removed ${unit}`);
+      });
+    });
+}

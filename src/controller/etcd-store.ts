@@ -1,0 +1,137 @@
+import { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord, decodeRecord, encodeRecord, type Keyspace } from '../keyspace/index.js';
+import type { Logger } from '../log/logger.js';
+import type { z } from 'zod';
+import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
+
+/** What the store needs of src/locks' PrefixMirror (a prefix's keys → raw values, kept current by a watch). */
+export interface MirrorLike {
+  entries(): Map<string, string>;
+  on(event: 'change', listener: (...args: unknown[]) => void): unknown;
+  off(event: 'change', listener: (...args: unknown[]) => void): unknown;
+}
+
+/** What the store needs of src/locks' Leadership: one etcd transaction that fails once we no longer lead. */
+export interface GuardedWriter {
+  txnGuarded(ops: { puts?: { key: string; value: string }[]; deletes?: string[] }): Promise<unknown>;
+}
+
+/**
+ * A written value is served from here until the watch has caught up with it (or 5 s passed), so
+ * that the next tick never decides on the state from before our own write (no double generation bump).
+ */
+const OVERLAY_MS = 5_000;
+
+export interface EtcdStoreOptions {
+  ks: Keyspace;
+  leadership: GuardedWriter;
+  mirrors: { hosts: MirrorLike; services: MirrorLike; placements: MirrorLike; journals: MirrorLike; reports: MirrorLike; requests: MirrorLike };
+  /** Lists the keys under a prefix in order (for pruning events). */
+  listKeys(prefix: string): Promise<string[]>;
+  log: Logger;
+  now: () => number;
+}
+
+export class EtcdStore implements StorePort {
+  private readonly overlay = new Map<string, { value: string | null; at: number }>();
+  constructor(private readonly opts: EtcdStoreOptions) {}
+
+  private view(mirror: MirrorLike): Map<string, string> {
+    const entries = new Map(mirror.entries());
+    const now = this.opts.now();
+    for (const [key, o] of this.overlay) {
+      const seen = entries.get(key) ?? null;
+      if (seen === o.value || now - o.at > OVERLAY_MS) {
+        this.overlay.delete(key);
+        continue;
+      }
+      if (!this.owns(mirror, key)) continue;
+      if (o.value === null) entries.delete(key);
+      else entries.set(key, o.value);
+    }
+    return entries;
+  }
+
+  private owns(mirror: MirrorLike, key: string): boolean {
+    const { ks, mirrors } = this.opts;
+    const prefix =
+      mirror === mirrors.placements ? ks.placementsPrefix() : mirror === mirrors.journals ? ks.journalPrefix() : mirror === mirrors.requests ? ks.requestsPrefix() : null;
+    return prefix !== null && key.startsWith(prefix);
+  }
+
+  private decodeAll<S extends z.ZodType>(schema: S, mirror: MirrorLike, keyOf: (v: z.output<S>) => string): Map<string, z.output<S>> {
+    const out = new Map<string, z.output<S>>();
+    for (const [key, raw] of this.view(mirror)) {
+      const value = decodeRecord(schema, key, raw, this.opts.log);
+      if (value !== undefined) out.set(keyOf(value), value);
+    }
+    return out;
+  }
+
+  snapshot(): StoreSnapshot {
+    const m = this.opts.mirrors;
+    return {
+      hosts: this.decodeAll(HostRecord, m.hosts, (h) => h.instanceId),
+      services: this.decodeAll(ServiceRecord, m.services, (s) => s.unit),
+      placements: this.decodeAll(Placement, m.placements, (p) => p.volumeId),
+      journals: this.decodeAll(FailoverJournal, m.journals, (j) => j.volumeId),
+      reports: this.decodeAll(AgentReport, m.reports, (r) => `${r.instanceId}/${r.volumeId}`),
+      requests: this.decodeAll(ManualRequest, m.requests, (r) => r.volumeId),
+    };
+  }
+
+  async write(w: StoreWrite): Promise<void> {
+    const { ks } = this.opts;
+    const puts: { key: string; value: string }[] = [];
+    const deletes: string[] = [];
+    if (w.placement) puts.push({ key: ks.placement(w.placement.volumeId), value: encodeRecord(w.placement) });
+    if (w.journal) puts.push({ key: ks.journal(w.journal.volumeId), value: encodeRecord(w.journal) });
+    if (w.request) puts.push({ key: ks.request(w.request.volumeId), value: encodeRecord(w.request) });
+    if (w.deleteRequestOf) deletes.push(ks.request(w.deleteRequestOf));
+    for (const e of w.events ?? []) puts.push({ key: ks.event(this.eventTime(e.at), e.volumeId), value: encodeRecord(e) });
+    await this.opts.leadership.txnGuarded({ puts, deletes });
+    const at = this.opts.now();
+    for (const p of puts) if (!p.key.startsWith(ks.eventsPrefix())) this.overlay.set(p.key, { value: p.value, at });
+    for (const key of deletes) this.overlay.set(key, { value: null, at });
+  }
+
+  private lastEventAt = 0;
+  /** Event keys are `<ms>-<volumeId>`: keep them strictly increasing so two events never share a key. */
+  private eventTime(at: number): number {
+    this.lastEventAt = Math.max(at, this.lastEventAt + 1);
+    return this.lastEventAt;
+  }
+
+  onChange(listener: () => void): () => void {
+    const mirrors = Object.values(this.opts.mirrors);
+    for (const m of mirrors) m.on('change', listener);
+    return () => {
+      for (const m of mirrors) m.off('change', listener);
+    };
+  }
+
+  async pruneEvents(keep: number): Promise<number> {
+    const keys = await this.opts.listKeys(this.opts.ks.eventsPrefix());
+    const drop = keys.slice(0, Math.max(0, keys.length - keep));
+    // 100 deletes per transaction stays far below etcd's default limit of 128 operations.
+    for (let i = 0; i < drop.length; i += 100) await this.opts.leadership.txnGuarded({ deletes: drop.slice(i, i + 100) });
+    return drop.length;
+  }
+}
+
+/** What the lock port needs of src/locks' acquireVolumeLock. */
+export type AcquireVolumeLock = (volumeId: string, opts: { ttlMs: number; waitMs: number; owner: string }) => Promise<HeldLock>;
+
+/** Per-volume locks over src/locks; a lock held by someone else (LockTimeoutError) is reported as null. */
+export function volumeLocks(acquire: AcquireVolumeLock, owner: string, ttlMs: number): LockPort {
+  return {
+    async tryAcquire(volumeId) {
+      try {
+        // 200 ms: long enough to win a lock that is free, short enough not to stall the loop's worker.
+        return await acquire(volumeId, { ttlMs, waitMs: 200, owner });
+      } catch (err) {
+        if ((err as Error).name === 'LockTimeoutError') return null;
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export { runController } from './controller.js';
+export type { ControllerOptions, ControllerResult, FleetMetadataPort } from './options.js';

@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, silentLogger } from '../log/logger.js';
+import { FailoverLoop } from './loop.js';
+import { MemoryLocks, MemoryStore } from './memory.js';
+import { ControllerMetrics } from './metrics.js';
+import { DEFAULT_DECIDE_CONFIG } from './observed.js';
+import { FakeEc2 } from './test-fake-ec2.js';
+import { AZ, host, placement, report, service } from './test-builders.js';
+
+const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
+const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
+
+/** Pretend agents: a host reports `active` once its placement's volume is attached, `released` when moved away. */
+function fakeAgents(store: MemoryStore, ec2: FakeEc2): () => void {
+  const timer = setInterval(() => {
+    for (const p of store.placements.values()) {
+      for (const h of store.hosts.keys()) {
+        const mine = p.instanceId === h;
+        const current = store.reports.get(`${h}/${p.volumeId}`);
+        const attached = ec2.volumes.get(p.volumeId)?.attachments.some((a) => a.instanceId === h && a.state === 'attached');
+        if (mine && attached && current?.generation !== p.generation) {
+          ec2.inUse.add(p.volumeId);
+          store.putReport({ ...report(h, 'active', p.generation), volumeId: p.volumeId, unit: p.unit });
+        } else if (!mine && current && current.phase === 'active') {
+          ec2.inUse.delete(p.volumeId);
+          store.putReport({ ...report(h, 'released', p.generation), volumeId: p.volumeId, unit: p.unit });
+        }
+      }
+    }
+  }, 10);
+  return () => clearInterval(timer);
+}
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('FailoverLoop against in-memory fakes', () => {
+  const stops: (() => void)[] = [];
+  afterEach(() => stops.splice(0).forEach((s) => s()));
+
+  function setup(volumes: number, hosts: number) {
+    const store = new MemoryStore();
+    const ec2 = new FakeEc2();
+    const locks = new MemoryLocks();
+    for (let h = 1; h <= hosts; h += 1) {
+      store.putHost(host(inst(h)));
+      ec2.addInstance(inst(h), AZ);
+    }
+    for (let v = 1; v <= volumes; v += 1) {
+      const holder = inst(((v - 1) % hosts) + 1);
+      const s = service({ unit: `postgres@${vol(v)}`, volumeId: vol(v), conflictGroup: undefined });
+      store.services.set(s.unit, s);
+      ec2.addVolume(vol(v), AZ, holder);
+      store.placements.set(vol(v), { ...placement(holder, 1), volumeId: vol(v), unit: s.unit });
+      store.putReport({ ...report(holder, 'active', 1), volumeId: vol(v), unit: s.unit });
+      ec2.inUse.add(vol(v));
+    }
+    const controller = new AbortController();
+    const metrics = new ControllerMetrics();
+    const loop = new FailoverLoop({
+      store, ec2, locks, metrics, parallelism: 8, log: process.env.H5DEBUG ? createLogger("t", "debug") : silentLogger(), now: Date.now, signal: controller.signal,
+      config: { ...DEFAULT_DECIDE_CONFIG, pollMs: 20 },
+    });
+    const running = loop.run();
+    stops.push(fakeAgents(store, ec2), () => controller.abort());
+    return { store, ec2, locks, metrics, running, controller };
+  }
+
+  it('fails the volumes of a dead host over to live hosts, each attached once, locks released', async () => {
+    const { store, ec2, locks, metrics, controller, running } = setup(6, 3);
+    store.removeHost(inst(1)); // holds vol 1 and 4
+    await until(() => [vol(1), vol(4)].every((v) => store.journals.get(v)?.step === 'done'));
+    for (const v of [vol(1), vol(4)]) {
+      const p = store.placements.get(v);
+      expect(p?.instanceId).not.toBe(inst(1));
+      expect(p?.generation).toBe(3); // 1 → nobody (2) → target (3)
+      expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${v}`))).toHaveLength(1);
+      expect(ec2.calls).toContain(`DetachVolume ${v} ${inst(1)} force`); // busy: the dead host never unmounted
+      expect(store.journalLog.filter((j) => j.volumeId === v).map((j) => j.step)).toEqual(['detected', 'fencing', 'detaching', 'attaching', 'starting', 'done']);
+    }
+    expect(locks.holders.size).toBe(0);
+    expect(metrics.render()).toContain('ebs_failover_failovers_total{kind="auto",outcome="done"} 2');
+    controller.abort();
+    await running;
+  });
+
+  it('manual request: graceful (no force), the old agent releases first', async () => {
+    const { store, ec2, controller, running } = setup(1, 2);
+    store.requests.set(vol(1), { requestId: 'r1', unit: `postgres@${vol(1)}`, volumeId: vol(1), toInstanceId: inst(2), force: false, requestedAt: 0, refusedReason: null });
+    store.changed();
+    await until(() => store.journals.get(vol(1))?.step === 'done');
+    expect(store.placements.get(vol(1))).toMatchObject({ instanceId: inst(2), generation: 3 });
+    expect(ec2.calls.filter((c) => c.includes('force'))).toEqual([]);
+    expect(store.requests.has(vol(1))).toBe(false);
+    controller.abort();
+    await running;
+  });
+
+  it('a refused request changes nothing but the request', async () => {
+    const { store, ec2, controller, running } = setup(1, 2);
+    const before = structuredClone(store.placements.get(vol(1)));
+    store.requests.set(vol(1), { requestId: 'r1', unit: `postgres@${vol(1)}`, volumeId: vol(1), toInstanceId: inst(9), force: false, requestedAt: 0, refusedReason: null });
+    store.changed();
+    await until(() => store.requests.get(vol(1))?.refusedReason !== null);
+    expect(store.requests.get(vol(1))?.refusedReason).toBe(`target ${inst(9)} is not live (no agent lease in etcd)`);
+    expect(store.placements.get(vol(1))).toEqual(before);
+    expect(store.journals.size).toBe(0);
+    expect(ec2.calls.filter((c) => !c.startsWith('Describe'))).toEqual([]);
+    controller.abort();
+    await running;
+  });
+});

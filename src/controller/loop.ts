@@ -1,0 +1,250 @@
+import type { Ec2Port, InstanceInfo } from '../ec2/types.js';
+import type { FailoverJournal, HostRecord, Placement } from '../keyspace/records.js';
+import type { Logger } from '../log/logger.js';
+import { act } from './act.js';
+import { decide } from './decide.js';
+import { isMutation, type Decision } from './decision.js';
+import type { ControllerMetrics } from './metrics.js';
+import { buildObserved, describeInstances, describeVolumes, volumesNeedingWork } from './observe.js';
+import { isActiveJournal, serviceOfVolume, type DecideConfig } from './observed.js';
+import type { FleetMetadataPort } from './options.js';
+import type { HeldLock, LockPort, StorePort, StoreSnapshot } from './ports.js';
+
+/** Timing of the loop; every value is a trade-off between reaction time and EC2/etcd calls. */
+export const LOOP_TIMING = {
+  // 100 ms: ticks woken by etcd changes are coalesced to at most ~10 DescribeVolumes calls a second.
+  minTickGapMs: 100,
+  // 2 s: with nothing in flight, still look regularly so time-based steps (force, timeouts) fire.
+  idleTickMs: 2_000,
+  // 30 s: a full resync also describes healthy volumes to catch drift made outside the controller.
+  resyncEveryMs: 30_000,
+  // 3 s: the same Attach/Detach call is not repeated sooner; EC2 shows its effect within a poll or two.
+  reissueAfterMs: 3_000,
+  // 5 s: device names change only when volumes move, and our own moves are tracked in the journals.
+  instancesCacheMs: 5_000,
+  // 1 s then doubling to 15 s: retry a volume whose action failed without hammering a broken API.
+  errorBackoffMs: 1_000,
+  errorBackoffMaxMs: 15_000,
+  // 1 s: a volume locked by someone else (a snapshot run) is tried again soon.
+  lockedRetryMs: 1_000,
+  // 30 s between prunes of the events prefix, which keeps the newest `eventsKeep`.
+  pruneEveryMs: 30_000,
+} as const;
+
+export interface LoopOptions {
+  store: StorePort;
+  ec2: Ec2Port;
+  fleet?: FleetMetadataPort;
+  locks: LockPort;
+  config: DecideConfig;
+  /** Actions (EC2 calls, writes) in flight at once, across volumes. */
+  parallelism: number;
+  log: Logger;
+  metrics: ControllerMetrics;
+  now: () => number;
+  /** Aborted when leadership is lost or the controller stops. */
+  signal: AbortSignal;
+  eventsKeep?: number;
+  /** Called after a journal was persisted (tests use it to crash at a given step). */
+  onPersisted?: (journal: FailoverJournal) => void;
+}
+
+/** The level-based leader loop: on change or timer, observe → decide → act for every volume needing work. */
+export class FailoverLoop {
+  private readonly inflight = new Set<string>();
+  private readonly held = new Map<string, HeldLock>();
+  private readonly lastCall = new Map<string, { signature: string; at: number }>();
+  private readonly backoff = new Map<string, { until: number; delayMs: number }>();
+  private readonly knownHosts = new Map<string, HostRecord>();
+  private instances: { at: number; map: Map<string, InstanceInfo> } = { at: -Infinity, map: new Map() };
+  private lastResync = -Infinity;
+  private lastPrune = -Infinity;
+  private kicked = false;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly opts: LoopOptions) {}
+
+  async run(): Promise<void> {
+    const { signal, store } = this.opts;
+    const unsubscribe = store.onChange(() => this.kick());
+    const onAbort = (): void => this.kick();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        let delay: number = LOOP_TIMING.idleTickMs;
+        try {
+          delay = await this.tick();
+        } catch (err) {
+          if (signal.aborted) break;
+          this.opts.log.warn({ err }, 'controller tick failed; retrying');
+          delay = LOOP_TIMING.errorBackoffMs;
+        }
+        await this.sleep(Math.max(delay, LOOP_TIMING.minTickGapMs));
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener('abort', onAbort);
+      await this.drain();
+    }
+  }
+
+  private kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.kicked ? LOOP_TIMING.minTickGapMs : ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+    this.wake = null;
+  }
+
+  /** Waits for actions in flight, then lets go of every volume lock (their failovers resume under the next leader). */
+  private async drain(): Promise<void> {
+    while (this.inflight.size > 0) await new Promise((r) => setTimeout(r, 20));
+    await Promise.allSettled([...this.held.values()].map((l) => l.release()));
+    this.held.clear();
+  }
+
+  /** One pass; returns how long to sleep before the next. */
+  async tick(): Promise<number> {
+    this.kicked = false;
+    const { opts } = this;
+    const now = opts.now();
+    const snap = opts.store.snapshot();
+    for (const [instanceId, record] of snap.hosts) this.knownHosts.set(instanceId, record);
+    const all = now - this.lastResync >= LOOP_TIMING.resyncEveryMs;
+    if (all) this.lastResync = now;
+    this.updateGauges(snap);
+    if (now - this.lastPrune >= LOOP_TIMING.pruneEveryMs) {
+      this.lastPrune = now;
+      opts.store.pruneEvents(opts.eventsKeep ?? 500).catch((err: unknown) => opts.log.warn({ err }, 'pruning events failed'));
+    }
+
+    const ids = volumesNeedingWork(snap, all).filter((v) => !this.inflight.has(v) && (this.backoff.get(v)?.until ?? 0) <= now);
+    if (ids.length === 0) return LOOP_TIMING.idleTickMs;
+    const volumes = await describeVolumes(opts.ec2, ids, opts.signal);
+    const instances = await this.liveInstances(snap, now);
+
+    // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
+    const journals = new Map(snap.journals);
+    const placements = new Map(snap.placements);
+    let next: number = LOOP_TIMING.idleTickMs;
+    for (const volumeId of ids) {
+      const observed = buildObserved({ now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.knownHosts, volumes, instances });
+      const decision = decide(observed, volumeId);
+      const unit = serviceOfVolume(observed, volumeId)?.unit;
+      if (!isMutation(decision)) {
+        if (decision.kind === 'wait') next = Math.min(next, decision.requeueAfterMs);
+        opts.log.debug({ volumeId, decision: decision.kind, reason: decision.reason }, 'decided');
+        continue;
+      }
+      if (this.inflight.size >= opts.parallelism) {
+        next = LOOP_TIMING.minTickGapMs;
+        break;
+      }
+      if (this.isRepeat(decision, now)) {
+        next = Math.min(next, opts.config.pollMs);
+        continue;
+      }
+      if ('journal' in decision && decision.journal) journals.set(volumeId, decision.journal);
+      if ('placement' in decision) placements.set(volumeId, decision.placement as Placement);
+      this.dispatch(decision, unit, snap.journals.get(volumeId));
+      next = Math.min(next, opts.config.pollMs);
+    }
+    return next;
+  }
+
+  private updateGauges(snap: StoreSnapshot): void {
+    let blocked = 0;
+    let active = 0;
+    for (const j of snap.journals.values()) {
+      if (j.step === 'blocked') blocked += 1;
+      if (isActiveJournal(j)) active += 1;
+    }
+    this.opts.metrics.setGauges({ blocked, active });
+  }
+
+  private async liveInstances(snap: StoreSnapshot, now: number): Promise<Map<string, InstanceInfo>> {
+    if (now - this.instances.at < LOOP_TIMING.instancesCacheMs) return this.instances.map;
+    const ids = [...snap.hosts.keys()].sort();
+    try {
+      this.instances = { at: now, map: ids.length > 0 ? await describeInstances(this.opts.ec2, ids, this.opts.signal) : new Map() };
+    } catch (err) {
+      // Device names then come from volume attachments and journals only; the attach fails loudly if one is taken.
+      this.opts.log.warn({ err }, 'DescribeInstances failed; choosing devices from what is known');
+    }
+    return this.instances.map;
+  }
+
+  /** The same Attach/Detach call again before EC2 could show the first one's effect. */
+  private isRepeat(d: Decision, now: number): boolean {
+    if (d.kind !== 'attach' && d.kind !== 'detach') return false;
+    const signature = d.kind === 'attach' ? `attach ${d.instanceId} ${d.device}` : `detach ${d.instanceId} ${d.force}`;
+    const last = this.lastCall.get(d.volumeId);
+    if (last?.signature === signature && now - last.at < LOOP_TIMING.reissueAfterMs) return true;
+    this.lastCall.set(d.volumeId, { signature, at: now });
+    return false;
+  }
+
+  private dispatch(d: Decision, unit: string | undefined, previous: FailoverJournal | undefined): void {
+    const { opts } = this;
+    const { volumeId } = d;
+    const log = opts.log.child({ volumeId, unit, step: previous?.step });
+    this.inflight.add(volumeId);
+    const run = async (): Promise<void> => {
+      if (!(await this.ensureLock(d, previous))) return;
+      log.info({ decision: d.kind, instanceId: 'instanceId' in d ? d.instanceId : undefined, reason: d.reason }, 'acting');
+      const written = await act({ store: opts.store, ec2: opts.ec2, fleet: opts.fleet, log, signal: opts.signal, now: opts.now }, d, unit);
+      this.backoff.delete(volumeId);
+      if (written) this.persisted(previous, written);
+    };
+    run()
+      .catch((err: unknown) => {
+        if (opts.signal.aborted) return;
+        opts.metrics.actionFailed();
+        const delayMs = Math.min((this.backoff.get(volumeId)?.delayMs ?? LOOP_TIMING.errorBackoffMs / 2) * 2, LOOP_TIMING.errorBackoffMaxMs);
+        this.backoff.set(volumeId, { until: opts.now() + delayMs, delayMs });
+        log.warn({ err, decision: d.kind, retryInMs: delayMs }, 'action failed; will retry');
+      })
+      .finally(() => {
+        this.inflight.delete(volumeId);
+        this.kick();
+      });
+  }
+
+  /** A failover holds its volume's lock from its first write to its last; false: someone else has it. */
+  private async ensureLock(d: Decision, previous: FailoverJournal | undefined): Promise<boolean> {
+    const needs = d.kind === 'startFailover' || isActiveJournal(previous);
+    if (!needs || this.held.has(d.volumeId)) return true;
+    const lock = await this.opts.locks.tryAcquire(d.volumeId);
+    if (lock === null) {
+      this.opts.log.info({ volumeId: d.volumeId }, 'volume locked by another holder (a snapshot?); trying again soon');
+      this.backoff.set(d.volumeId, { until: this.opts.now() + LOOP_TIMING.lockedRetryMs, delayMs: LOOP_TIMING.lockedRetryMs });
+      return false;
+    }
+    this.held.set(d.volumeId, lock);
+    return true;
+  }
+
+  private persisted(previous: FailoverJournal | undefined, journal: FailoverJournal): void {
+    const { metrics, log } = this.opts;
+    if (previous && isActiveJournal(previous) && previous.step !== journal.step) {
+      metrics.stepDuration(previous.step, Math.max(0, journal.stepStartedAt - previous.stepStartedAt) / 1000);
+    }
+    if (journal.step === 'done' || journal.step === 'failed') {
+      metrics.failoverFinished(journal.kind, journal.step);
+      log.info({ volumeId: journal.volumeId, outcome: journal.step, tookMs: (journal.finishedAt ?? 0) - journal.startedAt, error: journal.error }, 'failover finished');
+      const lock = this.held.get(journal.volumeId);
+      this.held.delete(journal.volumeId);
+      lock?.release().catch((err: unknown) => log.warn({ err, volumeId: journal.volumeId }, 'releasing volume lock failed'));
+    }
+    this.opts.onPersisted?.(journal);
+  }
+}

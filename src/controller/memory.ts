@@ -1,0 +1,89 @@
+import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
+import { reportKey } from './observed.js';
+import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
+
+/**
+ * In-memory StorePort and LockPort: the stand-ins for etcd that the loop's unit tests and the
+ * benchmark's fast mode use. Writes apply at once and notify listeners like a watch would.
+ */
+export class MemoryStore implements StorePort {
+  readonly hosts = new Map<string, HostRecord>();
+  readonly services = new Map<string, ServiceRecord>();
+  readonly placements = new Map<string, Placement>();
+  readonly journals = new Map<string, FailoverJournal>();
+  readonly reports = new Map<string, AgentReport>();
+  readonly requests = new Map<string, ManualRequest>();
+  readonly events: NonNullable<StoreWrite['events']> = [];
+  /** Every journal written, in order (tests assert on the step sequence). */
+  readonly journalLog: FailoverJournal[] = [];
+  private readonly listeners = new Set<() => void>();
+  /** When false, writes throw as a deposed leader's would. */
+  leading = true;
+
+  snapshot(): StoreSnapshot {
+    return {
+      hosts: new Map(this.hosts), services: new Map(this.services), placements: new Map(this.placements),
+      journals: new Map(this.journals), reports: new Map(this.reports), requests: new Map(this.requests),
+    };
+  }
+
+  async write(w: StoreWrite): Promise<void> {
+    if (!this.leading) throw new Error('not the leader');
+    if (w.placement) this.placements.set(w.placement.volumeId, w.placement);
+    if (w.journal) {
+      this.journals.set(w.journal.volumeId, w.journal);
+      this.journalLog.push(w.journal);
+    }
+    if (w.request) this.requests.set(w.request.volumeId, w.request);
+    if (w.deleteRequestOf) this.requests.delete(w.deleteRequestOf);
+    this.events.push(...(w.events ?? []));
+    this.changed();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async pruneEvents(keep: number): Promise<number> {
+    const drop = Math.max(0, this.events.length - keep);
+    this.events.splice(0, drop);
+    return drop;
+  }
+
+  putHost(record: HostRecord): void {
+    this.hosts.set(record.instanceId, record);
+    this.changed();
+  }
+
+  removeHost(instanceId: string): void {
+    this.hosts.delete(instanceId);
+    this.changed();
+  }
+
+  putReport(report: AgentReport): void {
+    this.reports.set(reportKey(report.instanceId, report.volumeId), report);
+    this.changed();
+  }
+
+  changed(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
+export class MemoryLocks implements LockPort {
+  readonly holders = new Map<string, string>();
+  private seq = 0;
+
+  async tryAcquire(volumeId: string): Promise<HeldLock | null> {
+    if (this.holders.has(volumeId)) return null;
+    const token = String(++this.seq);
+    this.holders.set(volumeId, token);
+    return {
+      token,
+      release: async () => {
+        if (this.holders.get(volumeId) === token) this.holders.delete(volumeId);
+      },
+    };
+  }
+}

@@ -1,0 +1,71 @@
+import type { Ec2Port, InstanceInfo, VolumeInfo } from '../ec2/types.js';
+import type { HostRecord } from '../keyspace/records.js';
+import { isActiveJournal, reportKey, type DecideConfig, type Observed } from './observed.js';
+import type { StoreSnapshot } from './ports.js';
+
+/** DescribeVolumes accepts many ids per call; 200 keeps each request and response small. */
+const DESCRIBE_BATCH = 200;
+
+/**
+ * Volumes whose EC2 state must be read this tick: anything not plainly healthy in etcd alone. A
+ * healthy volume (live holder that reported `active` for the current generation) costs no EC2 call;
+ * `all` (a periodic resync) includes every registered volume to catch drift.
+ */
+export function volumesNeedingWork(snap: StoreSnapshot, all: boolean): string[] {
+  const out = new Set<string>();
+  for (const service of snap.services.values()) {
+    const { volumeId } = service;
+    const placement = snap.placements.get(volumeId);
+    const holder = placement?.instanceId ?? null;
+    const report = holder === null ? undefined : snap.reports.get(reportKey(holder, volumeId));
+    const healthy = holder !== null && snap.hosts.has(holder) && report?.generation === placement?.generation && report?.phase === 'active';
+    if (all || !healthy || isActiveJournal(snap.journals.get(volumeId)) || snap.requests.get(volumeId)?.refusedReason === null) out.add(volumeId);
+  }
+  for (const journal of snap.journals.values()) if (isActiveJournal(journal)) out.add(journal.volumeId);
+  for (const request of snap.requests.values()) if (request.refusedReason === null) out.add(request.volumeId);
+  return [...out].sort();
+}
+
+/** One DescribeVolumes per 200 volumes; a volume EC2 no longer knows is simply absent from the map. */
+export async function describeVolumes(ec2: Ec2Port, volumeIds: string[], signal?: AbortSignal): Promise<Map<string, VolumeInfo>> {
+  const out = new Map<string, VolumeInfo>();
+  for (let i = 0; i < volumeIds.length; i += DESCRIBE_BATCH) {
+    const batch = volumeIds.slice(i, i + DESCRIBE_BATCH);
+    for (const v of await ec2.describeVolumes(batch, { signal })) out.set(v.volumeId, v);
+  }
+  return out;
+}
+
+export async function describeInstances(ec2: Ec2Port, instanceIds: string[], signal?: AbortSignal): Promise<Map<string, InstanceInfo>> {
+  const out = new Map<string, InstanceInfo>();
+  for (let i = 0; i < instanceIds.length; i += DESCRIBE_BATCH) {
+    for (const inst of await ec2.describeInstances(instanceIds.slice(i, i + DESCRIBE_BATCH), { signal })) out.set(inst.instanceId, inst);
+  }
+  return out;
+}
+
+export interface ObserveInput {
+  now: number;
+  config: DecideConfig;
+  snap: StoreSnapshot;
+  knownHosts: ReadonlyMap<string, HostRecord>;
+  volumes: ReadonlyMap<string, VolumeInfo>;
+  instances: ReadonlyMap<string, InstanceInfo>;
+}
+
+export function buildObserved(input: ObserveInput): Observed {
+  const { snap } = input;
+  return {
+    now: input.now,
+    config: input.config,
+    hosts: snap.hosts,
+    knownHosts: input.knownHosts,
+    services: snap.services,
+    placements: snap.placements,
+    journals: snap.journals,
+    reports: snap.reports,
+    requests: snap.requests,
+    volumes: input.volumes,
+    instances: input.instances,
+  };
+}

@@ -1,0 +1,78 @@
+/** Builders of Observed snapshots for the unit tests of the decision core (STYLE §6). Not used in production. */
+import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
+import type { InstanceInfo, VolumeAttachment, VolumeInfo } from '../ec2/types.js';
+import { DEFAULT_DECIDE_CONFIG, reportKey, type DecideConfig, type Observed } from './observed.js';
+import { newJournal } from './state.js';
+
+export const VOL = 'vol-0abc12345def67890';
+export const UNIT = `postgres@${VOL}`;
+export const I1 = 'i-00000000000000001';
+export const I2 = 'i-00000000000000002';
+export const I3 = 'i-00000000000000003';
+export const IB = 'i-0000000000000000b';
+export const AZ = 'us-east-1a';
+export const NOW = 1_000_000;
+
+export function host(instanceId: string, over: Partial<HostRecord> = {}): HostRecord {
+  return {
+    instanceId, az: AZ, privateIp: '10.0.0.1', machineId: `m-${instanceId}`, agentVersion: '0.1.0', labels: {},
+    leaseTtlMs: 2000, fenceMarginMs: 500, registeredAt: 0, ...over,
+  };
+}
+
+export function service(over: Partial<ServiceRecord> = {}): ServiceRecord {
+  return { unit: UNIT, volumeId: VOL, mountUnit: 'data-postgres.mount', mountPoint: '/data/postgres', metadataKey: 'postgres', conflictGroup: 'postgres', requiredLabels: {}, ...over };
+}
+
+export function volume(attachment?: Partial<VolumeAttachment> & { instanceId: string }, over: Partial<VolumeInfo> = {}): VolumeInfo {
+  const attachments = attachment ? [{ device: '/dev/xvdf', state: 'attached' as const, ...attachment }] : [];
+  return { volumeId: VOL, az: AZ, state: attachments.length > 0 ? 'in-use' : 'available', sizeGiB: 10, attachments, tags: {}, ...over };
+}
+
+export function placement(instanceId: string | null, generation = 1, over: Partial<Placement> = {}): Placement {
+  return { volumeId: VOL, unit: UNIT, instanceId, device: instanceId ? '/dev/xvdf' : null, generation, updatedAt: 0, ...over };
+}
+
+export function report(instanceId: string, phase: AgentReport['phase'], generation: number): AgentReport {
+  return { instanceId, volumeId: VOL, unit: UNIT, generation, phase, mountActive: phase === 'active', unitActive: phase === 'active', error: phase === 'failed' ? 'mount failed' : null, at: 0 };
+}
+
+export function request(over: Partial<ManualRequest> = {}): ManualRequest {
+  return { requestId: 'req-1', unit: UNIT, volumeId: VOL, toInstanceId: null, force: false, requestedAt: 0, refusedReason: null, ...over };
+}
+
+export function journal(over: Partial<FailoverJournal> = {}): FailoverJournal {
+  return { ...newJournal({ volumeId: VOL, unit: UNIT, kind: 'auto', fromInstanceId: I1, note: 'test' }, NOW - 1000), ...over };
+}
+
+export interface Spec {
+  hosts?: HostRecord[];
+  known?: HostRecord[];
+  services?: ServiceRecord[];
+  placements?: Placement[];
+  journals?: FailoverJournal[];
+  reports?: AgentReport[];
+  requests?: ManualRequest[];
+  volumes?: VolumeInfo[];
+  instances?: InstanceInfo[];
+  config?: Partial<DecideConfig>;
+  now?: number;
+}
+
+/** A snapshot: hosts i-1 and i-2 live in us-east-1a, the postgres service, and whatever `spec` adds. */
+export function observed(spec: Spec = {}): Observed {
+  const hosts = spec.hosts ?? [host(I1), host(I2)];
+  return {
+    now: spec.now ?? NOW,
+    config: { ...DEFAULT_DECIDE_CONFIG, ...spec.config },
+    hosts: new Map(hosts.map((h) => [h.instanceId, h])),
+    knownHosts: new Map([...(spec.known ?? [host(I1)]), ...hosts].map((h) => [h.instanceId, h])),
+    services: new Map((spec.services ?? [service()]).map((s) => [s.unit, s])),
+    placements: new Map((spec.placements ?? []).map((p) => [p.volumeId, p])),
+    journals: new Map((spec.journals ?? []).map((j) => [j.volumeId, j])),
+    reports: new Map((spec.reports ?? []).map((r) => [reportKey(r.instanceId, r.volumeId), r])),
+    requests: new Map((spec.requests ?? []).map((r) => [r.volumeId, r])),
+    volumes: new Map((spec.volumes ?? [volume({ instanceId: I1 })]).map((v) => [v.volumeId, v])),
+    instances: new Map((spec.instances ?? []).map((i) => [i.instanceId, i])),
+  };
+}

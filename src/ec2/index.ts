@@ -1,0 +1,34 @@
+export { createEc2, type CreateEc2Options } from './client.js';
+export type { Ec2Send } from './call.js';
+export {
+  Ec2Error,
+  VolumeNotFoundError,
+  InstanceNotFoundError,
+  ZoneMismatchError,
+  VolumeInUseError,
+  IncorrectStateError,
+  DeviceInUseError,
+  AttachmentNotFoundError,
+  AttachmentLimitExceededError,
+  RequestLimitExceededError,
+  Ec2ServerError,
+  Ec2WaitTimeoutError,
+  UnexpectedAttachmentError,
+  InvalidInputError,
+  type Ec2ErrorIds,
+} from './errors.js';
+export { EC2_TIMING, type Ec2Timing } from './timing.js';
+export { EC2_RATE_DEFAULTS, RateLimiter, TokenBucket, systemClock, type BucketSpec, type Clock, type RateCategory } from './token-bucket.js';
+export { AvailabilityZone, DEVICE_LETTERS, DeviceName, InstanceId, SnapshotId, VolumeId } from './ids.js';
+export type {
+  AttachmentState,
+  Ec2Port,
+  InstanceInfo,
+  InstanceState,
+  SnapshotInfo,
+  SnapshotState,
+  VolumeAttachment,
+  VolumeInfo,
+  VolumeState,
+} from './types.js';
+export { resolveInstanceIdentity, ImdsError, type ImdsOptions, type InstanceIdentity } from './imds.js';

@@ -1,0 +1,87 @@
+import { AttachVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand, type Volume } from '@aws-sdk/client-ec2';
+import type { Ec2Caller } from './call.js';
+import { AttachmentNotFoundError, VolumeNotFoundError, ZoneMismatchError } from './errors.js';
+import { chunks, toVolumeInfo } from './map.js';
+import type { VolumeInfo } from './types.js';
+
+/** EC2 takes at most 200 values per filter; one DescribeVolumes call per 200 ids. */
+export const DESCRIBE_CHUNK = 200;
+/** The largest page DescribeVolumes returns (its MaxResults range is 5–500). */
+const DESCRIBE_PAGE = 500;
+
+/**
+ * Describes the given volumes, `DESCRIBE_CHUNK` ids per call, following NextToken. Ids go in a
+ * `volume-id` filter rather than `VolumeIds`: then a missing id does not fail the whole batch (the
+ * caller learns which ones are missing), and pagination is allowed. Returns a map id → info|null.
+ */
+export async function describeVolumeMap(caller: Ec2Caller, volumeIds: readonly string[], signal?: AbortSignal): Promise<Map<string, VolumeInfo | null>> {
+  const unique = [...new Set(volumeIds)];
+  const found = new Map<string, VolumeInfo | null>(unique.map((volumeId) => [volumeId, null]));
+  for (const chunk of chunks(unique, DESCRIBE_CHUNK)) {
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const out = await caller.run(
+        'DescribeVolumes',
+        'describe',
+        chunk.length === 1 ? { volumeId: chunk[0] } : {},
+        (abortSignal) =>
+          caller.client.send(
+            new DescribeVolumesCommand({ Filters: [{ Name: 'volume-id', Values: chunk }], MaxResults: DESCRIBE_PAGE, NextToken: token }),
+            { abortSignal },
+          ),
+        signal,
+      );
+      for (const volume of out.Volumes ?? ([] as Volume[])) {
+        const info = toVolumeInfo(volume);
+        if (info !== undefined && found.has(info.volumeId)) found.set(info.volumeId, info);
+      }
+      nextToken = out.NextToken === '' ? undefined : out.NextToken;
+    } while (nextToken !== undefined);
+  }
+  return found;
+}
+
+/** All of `volumeIds`, in the order asked; a missing one → `VolumeNotFoundError` naming it. */
+export async function describeVolumes(caller: Ec2Caller, volumeIds: readonly string[], signal?: AbortSignal): Promise<VolumeInfo[]> {
+  if (volumeIds.length === 0) return [];
+  const found = await describeVolumeMap(caller, volumeIds, signal);
+  const out: VolumeInfo[] = [];
+  for (const volumeId of volumeIds) {
+    const info = found.get(volumeId);
+    if (info === null || info === undefined) throw new VolumeNotFoundError(volumeId, { action: 'DescribeVolumes' });
+    out.push(info);
+  }
+  return out;
+}
+
+export async function attachVolume(caller: Ec2Caller, volumeId: string, instanceId: string, device: string, signal?: AbortSignal, azOf?: AzLookup): Promise<void> {
+  try {
+    await caller.run('AttachVolume', 'mutating', { volumeId, instanceId, device }, (abortSignal) =>
+      caller.client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }), { abortSignal }), signal);
+  } catch (err) {
+    // EC2's ZoneMismatch message names no AZs; look them up so the error says what to do.
+    if (err instanceof ZoneMismatchError && azOf !== undefined) {
+      const azs = await azOf(volumeId, instanceId).catch(() => undefined);
+      if (azs !== undefined) throw new ZoneMismatchError({ volumeId, instanceId, device, action: 'AttachVolume', ...azs }, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export type AzLookup = (volumeId: string, instanceId: string) => Promise<{ volumeAz: string; instanceAz: string }>;
+
+/**
+ * One DetachVolume call. An attachment (or volume) that is already gone counts as success: detach
+ * is idempotent, as in the EBS CSI driver, so a retried failover step does not fail on its own
+ * earlier success.
+ */
+export async function detachVolume(caller: Ec2Caller, volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal): Promise<void> {
+  try {
+    await caller.run('DetachVolume', 'mutating', { volumeId, instanceId }, (abortSignal) =>
+      caller.client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Force: force }), { abortSignal }), signal);
+  } catch (err) {
+    if (err instanceof AttachmentNotFoundError || err instanceof VolumeNotFoundError) return;
+    throw err;
+  }
+}
