@@ -21,6 +21,15 @@ const DETACH_MS = 10_000 * SCALE;
 const MOUNT_MS = 1_000 * SCALE;
 const START_MS = 2_000 * SCALE;
 const AZ = 'us-east-1a';
+// AWS's default buckets with refill sped up by 1/SCALE, like the latencies: the same calls per simulated second.
+const THROTTLE = {
+  enabled: true,
+  scale: 1,
+  buckets: {
+    describeFiltered: { burst: AWS_THROTTLE_DEFAULTS.describeFiltered.burst, perSecond: AWS_THROTTLE_DEFAULTS.describeFiltered.perSecond / SCALE },
+    mutating: { burst: AWS_THROTTLE_DEFAULTS.mutating.burst, perSecond: AWS_THROTTLE_DEFAULTS.mutating.perSecond / SCALE },
+  },
+};
 
 class ThrottledError extends Error {
   override readonly name = 'RequestLimitExceeded';
@@ -64,7 +73,7 @@ const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
 const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
 
 async function scenario(hosts: number, volumesPerHost: number, dying: number): Promise<void> {
-  const sim = new Ec2Sim({ latencies: { attachMs: ATTACH_MS, detachMs: DETACH_MS }, throttle: { enabled: true, buckets: AWS_THROTTLE_DEFAULTS } as never });
+  const sim = new Ec2Sim({ latencies: { attachMs: ATTACH_MS, detachMs: DETACH_MS }, throttle: THROTTLE });
   const throttled = { count: 0 };
   const store = new MemoryStore();
   const dead = new Set<string>();
@@ -142,6 +151,13 @@ async function scenario(hosts: number, volumesPerHost: number, dying: number): P
   console.log(`${victims.size} failover(s) (${dying} of ${hosts} hosts dying, ${volumesPerHost} volumes each), scale ${SCALE}:`);
   console.log(`  floor (TTL ${TTL_MS} + detach ${DETACH_MS} + attach ${ATTACH_MS} + mount ${MOUNT_MS} + start ${START_MS}) = ${floor} ms`);
   console.log(`  done: ${finished.size - failed}/${victims.size}, failed: ${failed}; first ${times[0]} ms, median ${times[Math.floor(times.length / 2)]} ms, last ${max} ms`);
+  const reasons = new Map<string, number>();
+  for (const v of victims) {
+    const e = store.journals.get(v)?.error;
+    if (e) reasons.set(e.replace(/i-[0-9a-f]+|vol-[0-9a-f]+|\/dev\/\w+/g, '…'), (reasons.get(e.replace(/i-[0-9a-f]+|vol-[0-9a-f]+|\/dev\/\w+/g, '…')) ?? 0) + 1);
+  }
+  for (const v of victims) { const j = store.journals.get(v); if (j?.step !== "done") { console.log(`  e.g. ${v}: step ${j?.step}, ${j?.error ?? j?.history.at(-1)?.note}`); break; } }
+  for (const [reason, count] of reasons) console.log(`  failed ×${count}: ${reason}`);
   console.log(`  overhead of the last over the floor: ${max - floor} ms; throttled EC2 calls (retried): ${throttled.count}`);
 }
 

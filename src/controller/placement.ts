@@ -18,6 +18,8 @@ function devicesOn(observed: Observed, instanceId: string): Set<string> {
   for (const volume of observed.volumes.values()) {
     for (const a of volume.attachments) if (a.instanceId === instanceId) used.add(a.device);
   }
+  // Our own placements: DescribeInstances may be cached and not yet show a volume we just placed.
+  for (const p of observed.placements.values()) if (p.instanceId === instanceId && p.device !== null) used.add(p.device);
   // Devices promised to failovers on their way to this instance, so two volumes never get the same name.
   for (const journal of observed.journals.values()) {
     if (isActiveJournal(journal) && journal.toInstanceId === instanceId && journal.device !== null) used.add(journal.device);

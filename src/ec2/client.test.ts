@@ -96,6 +96,21 @@ describe('retries', () => {
   });
 });
 
+describe('idempotent attach', () => {
+  it('a retry after a 5xx that EC2 had acted on finds the volume attached here: success', async () => {
+    mock.on(AttachVolumeCommand).rejectsOnce(sdkError('InternalError', 500)).rejects(sdkError('VolumeInUse', 400));
+    mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume(VOL, [{ instanceId: I1, state: 'attaching' }])] });
+    await expect(port().attachVolume(VOL, I1, '/dev/sdf')).resolves.toBeUndefined();
+    expect(mock.commandCalls(AttachVolumeCommand)).toHaveLength(2);
+  });
+
+  it('attached to another instance stays VolumeInUseError', async () => {
+    mock.on(AttachVolumeCommand).rejects(sdkError('VolumeInUse', 400));
+    mock.on(DescribeVolumesCommand).resolves({ Volumes: [volume(VOL, [{ instanceId: I2, state: 'attached' }])] });
+    await expect(port().attachVolume(VOL, I1, '/dev/sdf')).rejects.toBeInstanceOf(VolumeInUseError);
+  });
+});
+
 describe('detach', () => {
   it.each(['InvalidAttachment.NotFound', 'InvalidVolume.NotFound'])('%s counts as success (idempotent detach)', async (code) => {
     mock.on(DetachVolumeCommand).rejects(sdkError(code, 400));

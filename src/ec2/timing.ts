@@ -1,7 +1,18 @@
 /**
  * Every timing constant of the EC2 layer, in one place, with the reason for each number.
  */
-export const EC2_TIMING = {
+export interface Ec2Timing {
+  pollInitialMs: number;
+  pollFactor: number;
+  pollMaxMs: number;
+  pollCoalesceMs: number;
+  retries: number;
+  retryMinMs: number;
+  retryFactor: number;
+  retryMaxMs: number;
+}
+
+export const EC2_TIMING: Readonly<Ec2Timing> = {
   /**
    * First poll of a wait. EBS attach/detach usually finish in 2–10 s, so the first look is cheap
    * insurance for the fast cases (an already-finished transition, the simulator in tests) without
@@ -37,6 +48,4 @@ export const EC2_TIMING = {
   retryFactor: 2,
   /** Cap of one retry delay: beyond ~5 s the leader would rather re-observe than keep one call alive. */
   retryMaxMs: 5_000,
-} as const;
-
-export type Ec2Timing = typeof EC2_TIMING;
+};

@@ -1,6 +1,6 @@
 import { AttachVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand, type Volume } from '@aws-sdk/client-ec2';
 import type { Ec2Caller } from './call.js';
-import { AttachmentNotFoundError, VolumeNotFoundError, ZoneMismatchError } from './errors.js';
+import { AttachmentNotFoundError, VolumeInUseError, VolumeNotFoundError, ZoneMismatchError } from './errors.js';
 import { chunks, toVolumeInfo } from './map.js';
 import type { VolumeInfo } from './types.js';
 
@@ -60,6 +60,9 @@ export async function attachVolume(caller: Ec2Caller, volumeId: string, instance
     await caller.run('AttachVolume', 'mutating', { volumeId, instanceId, device }, (abortSignal) =>
       caller.client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }), { abortSignal }), signal);
   } catch (err) {
+    // Idempotent attach: a retried call whose first attempt landed (a 5xx after EC2 acted), or a
+    // repeated failover step, finds the volume already going to this very instance and device.
+    if (err instanceof VolumeInUseError && (await alreadyAttachedHere(caller, volumeId, instanceId, device, signal))) return;
     // EC2's ZoneMismatch message names no AZs; look them up so the error says what to do.
     if (err instanceof ZoneMismatchError && azOf !== undefined) {
       const azs = await azOf(volumeId, instanceId).catch(() => undefined);
@@ -67,6 +70,13 @@ export async function attachVolume(caller: Ec2Caller, volumeId: string, instance
     }
     throw err;
   }
+}
+
+async function alreadyAttachedHere(caller: Ec2Caller, volumeId: string, instanceId: string, device: string, signal?: AbortSignal): Promise<boolean> {
+  const [volume] = await describeVolumes(caller, [volumeId], signal).catch(() => [] as VolumeInfo[]);
+  const attachments = volume?.attachments ?? [];
+  const only = attachments[0];
+  return attachments.length === 1 && only?.instanceId === instanceId && only.device === device && (only.state === 'attaching' || only.state === 'attached');
 }
 
 export type AzLookup = (volumeId: string, instanceId: string) => Promise<{ volumeAz: string; instanceAz: string }>;

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { Ec2Error, Ec2WaitTimeoutError, IncorrectStateError, UnexpectedAttachmentError, VolumeNotFoundError } from './errors.js';
-import type { EC2_TIMING } from './timing.js';
+import type { Ec2Timing } from './timing.js';
 import type { Clock } from './token-bucket.js';
 import type { VolumeInfo } from './types.js';
 
@@ -8,7 +8,7 @@ export interface WaitDeps {
   observe(volumeId: string, signal?: AbortSignal): Promise<VolumeInfo | null>;
   detach(volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal): Promise<void>;
   clock: Clock;
-  timing: Pick<typeof EC2_TIMING, 'pollInitialMs' | 'pollFactor' | 'pollMaxMs'>;
+  timing: Pick<Ec2Timing, 'pollInitialMs' | 'pollFactor' | 'pollMaxMs'>;
   log: Logger;
   /**
    * When this process first saw each volume's attachment in `detaching`/`busy`. Kept across calls

@@ -159,6 +159,8 @@ describe('every EC2 error surfaces as its typed error', () => {
     const volumeId = newVolume();
     await attached(volumeId, a);
     await expect(ec2.attachVolume(volumeId, b, '/dev/sdg')).rejects.toBeInstanceOf(VolumeInUseError);
+    // The same attach again (a retried step) is not an error: it is already where it should be.
+    await expect(ec2.attachVolume(volumeId, a, '/dev/sdf')).resolves.toBeUndefined();
     const deviceErr = await ec2.attachVolume(newVolume(), a, '/dev/sdf').catch((e: unknown) => e);
     expect(deviceErr).toBeInstanceOf(DeviceInUseError);
     expect(deviceErr).toMatchObject({ code: 'InvalidDevice.InUse', device: '/dev/sdf', instanceId: a });
