@@ -107,6 +107,10 @@ describe('planRetention over a year of nightly snapshots', () => {
     expect(plan.keep[0]?.reasons).toEqual(['last', 'yearly']);
   });
 
+  it('keeps defaults for counts given as undefined (flags not passed)', () => {
+    expect(retentionPolicy({ keepLast: undefined, keepDaily: 3 })).toEqual({ keepLast: 0, keepDaily: 3, keepWeekly: 4, keepMonthly: 6, keepYearly: 0 });
+  });
+
   it('rejects negative or fractional counts', () => {
     expect(() => retentionPolicy({ keepDaily: -1 })).toThrow(/keepDaily/);
     expect(() => retentionPolicy({ keepWeekly: 1.5 })).toThrow(/keepWeekly/);

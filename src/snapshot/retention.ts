@@ -126,7 +126,9 @@ export function planRetention<S extends RetentionCandidate>(snapshots: S[], poli
 
 /** Parses and checks counts given on the command line (`--keep-daily 7`). */
 export function retentionPolicy(partial: Partial<RetentionPolicy>): RetentionPolicy {
-  const policy = { ...DEFAULT_RETENTION, ...partial };
+  // Flags not given arrive as undefined and must not erase the defaults.
+  const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
+  const policy: RetentionPolicy = { ...DEFAULT_RETENTION, ...given };
   for (const [field, value] of Object.entries(policy)) {
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`${field} must be a whole number >= 0, got ${String(value)}`);
   }

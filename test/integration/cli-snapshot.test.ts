@@ -72,7 +72,7 @@ describe('failover snapshot', () => {
   it('snapshots every managed volume with our tags, then prunes by retention', async () => {
     const result = await cli(['snapshot', ...POLICY]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`${VOL_A}\\s+${UNIT_A}\\s+snap-\\w+\\s+30\\s+11`)); // 10 survivors + foreign
+    expect(result.stdout).toMatch(new RegExp(`${VOL_A}\\s+${UNIT_A}\\s+snap-\\w+\\s+30\\s+12`)); // 10 survivors + foreign + the new pending one
     const a = snapshotsOf(VOL_A);
     const created = a.find((s) => s.state === 'pending');
     expect(created?.tags).toMatchObject({ 'ebs-failover:service': UNIT_A, 'ebs-failover:volume': VOL_A });

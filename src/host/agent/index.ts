@@ -1,0 +1,3 @@
+export { runAgent, startAgent } from './agent.js';
+export type { Agent, AgentOptions, AgentTimeouts, FenceRecord, HeldVolume } from './options.js';
+export { DEFAULT_TIMEOUTS } from './options.js';
