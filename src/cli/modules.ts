@@ -1,45 +1,13 @@
 import type { Etcd3 } from 'etcd3';
-import type { Keyspace } from '../keyspace/index.js';
+import type { FleetClient } from '../fleet/index.js';
 
 /**
- * The colleague modules the daemons and the snapshot job call (src/locks, src/fleet, src/host), typed
- * by the cross-team API. They are loaded on demand by a computed path: only daemon and snapshot
- * commands need them, and this folder type-checks on its own while they are being written.
+ * src/host's agent, typed by the cross-team API and loaded on demand by a computed path: only
+ * `failover agent` needs it, and this folder type-checks while it is being written.
  */
-export interface EtcdConnectOptions {
-  endpoints: string[];
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-  username?: string;
-  password?: string;
-}
-
-export interface LocksModule {
-  connectEtcd(opts: EtcdConnectOptions): Etcd3;
-  acquireVolumeLock(
-    client: Etcd3,
-    ks: Keyspace,
-    volumeId: string,
-    opts: { ttlMs: number; waitMs: number; owner: string; signal?: AbortSignal },
-  ): Promise<{ token: string | number | bigint; release(): Promise<void> }>;
-}
-
-export interface FleetClientLike {
-  removeMetadata(machineId: string, key: string): Promise<void>;
-  setMetadata(machineId: string, key: string, value: string): Promise<void>;
-}
-
-export interface FleetModule {
-  FleetClient: new (opts: { socketPath?: string; url?: string }) => FleetClientLike;
-}
-
 async function load<T>(path: string): Promise<T> {
   return (await import(path)) as T;
 }
-
-export const loadLocks = (): Promise<LocksModule> => load<LocksModule>('../locks/index.js');
-export const loadFleet = (): Promise<FleetModule> => load<FleetModule>('../fleet/index.js');
 
 /** What `failover agent` hands to src/host's `runAgent` (adapted to its real options when wiring). */
 export interface AgentRunOptions {
@@ -54,7 +22,7 @@ export interface AgentRunOptions {
   fenceMarginMs: number;
   leaseStateFile: string;
   mode: 'fleet' | 'systemd';
-  fleet?: FleetClientLike;
+  fleet?: FleetClient;
   deviceRoot: string;
   systemdBus?: string;
   agentVersion: string;

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEc2Endpoint, type Ec2Endpoint } from '../sim/ec2/index.js';
+import { startFleetServer, type FleetServer } from '../sim/fleet/index.js';
 import { Daemon, runCli, type CliResult, type DaemonExitedError } from './proc.js';
 
 /**
@@ -42,35 +43,12 @@ interface EtcdHelper {
   startEtcd(opts?: { dataDir?: string }): Promise<EtcdServer>;
 }
 
-/** The subset of src/sim/fleet the demo uses. */
-interface FleetStandIn {
-  close(): Promise<void>;
-}
-interface FleetSimModule {
-  startFleetServer(opts: { socketPath: string }): Promise<FleetStandIn>;
-}
-
 async function load<T>(path: string, what: string): Promise<T> {
   try {
     return (await import(path)) as T;
   } catch (err) {
     throw new Error(`${what} is not available (${path}): ${(err as Error).message}`, { cause: err });
   }
-}
-
-/**
- * The fleet stand-in, when src/sim/fleet is there. Without it the demo still runs (agents in systemd
- * mode start their units themselves; the controller then has no fleet metadata to drop) and says so.
- */
-async function startFleet(socketPath: string, note: (line: string) => void): Promise<FleetStandIn | null> {
-  let mod: FleetSimModule;
-  try {
-    mod = await load<FleetSimModule>('../sim/fleet/index.js', 'the fleet stand-in');
-  } catch (err) {
-    note(`note: ${(err as Error).message.split('\n')[0]}; running without it`);
-    return null;
-  }
-  return mod.startFleetServer({ socketPath });
 }
 
 export interface DemoHost {
@@ -86,10 +64,13 @@ export interface DemoCluster {
   dir: string;
   etcdEndpoint: string;
   ec2: Ec2Endpoint;
+  fleet: FleetServer;
   hosts: DemoHost[];
   controller: Daemon;
   /** instanceId → `host-N`, for the timeline. */
   names: Map<string, string>;
+  /** fleet machine id → instanceId. */
+  machines: Map<string, string>;
   /** Runs `failover <args…>` against this cluster. */
   cli(args: readonly string[], opts?: { timeoutMs?: number; onLine?: (line: string) => void }): Promise<CliResult>;
   /** Stops every child process and server and removes the temp dir; safe to call twice. */
@@ -99,8 +80,6 @@ export interface DemoCluster {
 export interface DemoClusterOptions {
   /** Called when a daemon dies without the demo asking it to. */
   onDaemonExit(err: DaemonExitedError): void;
-  /** Prints a line about how the cluster was set up (a missing optional piece). */
-  note(line: string): void;
 }
 
 const HOST_AZS = ['us-east-1a', 'us-east-1a', 'us-east-1a', 'us-east-1b'] as const;
@@ -127,8 +106,8 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
     cleanups.push(() => ec2.close());
 
     const fleetSocket = join(dir, 'fleet.sock');
-    const fleet = await startFleet(fleetSocket, opts.note);
-    if (fleet) cleanups.push(() => fleet.close());
+    const fleet = await startFleetServer({ socketPath: fleetSocket });
+    cleanups.push(() => fleet.close());
 
     const configFile = join(dir, 'config.json');
     await writeFile(
@@ -161,6 +140,8 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
       await mkdir(deviceDir, { recursive: true });
       ec2.sim.setDeviceDir(instance.instanceId, deviceDir);
       const machineId = randomBytes(16).toString('hex');
+      // fleetd on each host would register its machine with the static `role=db` metadata.
+      fleet.state.addMachine(machineId, { primaryIP: privateIp, metadata: { role: 'db' } });
       const args = [
         'agent',
         '--instance-id', instance.instanceId,
@@ -176,7 +157,10 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
       daemons.push(agent);
       hosts.push({ name, instanceId: instance.instanceId, az, machineId, deviceDir, agent });
     }
-    const controller = new Daemon('controller', ['controller', '--candidate-id', 'demo-controller'], env, join(dir, 'controller.log'));
+    // Agents start units themselves (systemd mode, in-memory systemd); the controller still talks to
+    // the fleet stand-in so that a dead host's metadata is dropped, as on a fleet cluster.
+    const controllerEnv = { ...env, EBS_FAILOVER_MODE: 'fleet' };
+    const controller = new Daemon('controller', ['controller', '--candidate-id', 'demo-controller'], controllerEnv, join(dir, 'controller.log'));
     controller.onUnexpectedExit = opts.onDaemonExit;
     daemons.push(controller);
     for (const d of daemons) d.start();
@@ -185,9 +169,11 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
       dir,
       etcdEndpoint: etcd.endpoint,
       ec2,
+      fleet,
       hosts,
       controller,
       names: new Map(hosts.map((h) => [h.instanceId, h.name])),
+      machines: new Map(hosts.map((h) => [h.machineId, h.instanceId])),
       cli: (args, o = {}) => runCli(args, env, { timeoutMs: o.timeoutMs ?? CLI_TIMEOUT_MS, ...(o.onLine ? { onLine: o.onLine } : {}) }),
       stop,
     };

@@ -1,11 +1,21 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { AgentReport, decodeRecord, EventRecord, FailoverJournal, HostRecord, type Keyspace } from '../keyspace/index.js';
 import type { Ec2Sim } from '../sim/ec2/index.js';
+import type { FleetState } from '../sim/fleet/index.js';
 import { checkAttachmentHistory, HoldTracker, type SafetyViolation } from './safety.js';
-import { entryKey, fromAttachment, fromEvent, fromJournal, fromReport, type TimelineEntry } from './timeline.js';
+import { entryKey, fromAttachment, fromEvent, fromJournal, fromMetadataChange, fromReport, type TimelineEntry } from './timeline.js';
 
-/** The simulator has no change feed; its history array is read this often (cheap: an index into an array). */
-const EC2_HISTORY_POLL_MS = 100;
+/** The simulators have no change feed; their logs are read this often (cheap: an index into an array). */
+const SIM_LOG_POLL_MS = 100;
+
+export interface FollowedSims {
+  ec2: Ec2Sim;
+  fleet: FleetState;
+  /** fleet machine id → instance id. */
+  machines: ReadonlyMap<string, string>;
+  /** fleet metadata key → the volume it names (`postgres` → vol-…), for removals. */
+  metadataVolumes: Map<string, string>;
+}
 
 export interface FollowerHandlers {
   onEntry(entry: TimelineEntry): void;
@@ -27,13 +37,14 @@ export class ClusterFollower {
   private readonly seen = new Set<string>();
   private readonly waiters = new Set<() => void>();
   private ec2Index = 0;
+  private fleetIndex = 0;
   private watcher: Watcher | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly etcd: Etcd3,
     private readonly ks: Keyspace,
-    private readonly sim: Ec2Sim,
+    private readonly sims: FollowedSims,
     private readonly handlers: FollowerHandlers,
   ) {}
 
@@ -45,18 +56,18 @@ export class ClusterFollower {
     this.watcher = await this.etcd.watch().prefix(this.ks.prefix).startRevision(next.toString()).create();
     this.watcher.on('put', (kv) => this.onPut(kv));
     this.watcher.on('delete', (kv) => this.onDelete(kv));
-    this.timer = setInterval(() => this.pollEc2(), EC2_HISTORY_POLL_MS);
+    this.timer = setInterval(() => this.pollSims(), SIM_LOG_POLL_MS);
   }
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    this.pollEc2();
+    this.pollSims();
     await this.watcher?.cancel();
   }
 
   /** Report an attachment that broke the one-holder rule (checked on the whole history each time). */
   attachmentViolations(): SafetyViolation[] {
-    return checkAttachmentHistory(this.sim.history);
+    return checkAttachmentHistory(this.sims.ec2.history);
   }
 
   /** Resolves with the predicate's first non-undefined value, re-checked on every change. */
@@ -140,13 +151,15 @@ export class ClusterFollower {
     this.changed();
   }
 
-  private pollEc2(): void {
-    const history = this.sim.history;
-    if (this.ec2Index >= history.length) return;
+  private pollSims(): void {
+    const history = this.sims.ec2.history;
     const fresh = history.slice(this.ec2Index);
     this.ec2Index = history.length;
     this.emit(fresh.map(fromAttachment));
     for (const v of checkAttachmentHistory(history)) if (fresh.some((h) => h.at === v.at)) this.handlers.onViolation(v);
-    this.changed();
+    const changes = this.sims.fleet.changes.slice(this.fleetIndex);
+    this.fleetIndex = this.sims.fleet.changes.length;
+    this.emit(changes.map((c) => fromMetadataChange(c, this.sims.machines.get(c.machineId) ?? null, c.value ?? this.sims.metadataVolumes.get(c.key) ?? '-')));
+    if (fresh.length > 0 || changes.length > 0) this.changed();
   }
 }

@@ -31,6 +31,8 @@ const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, fatalPromise]);
 /** Timeline lines are printed relative to the current phase's start. */
 let phaseT0 = started;
 let printEntries = false;
+/** fleet metadata key → volume, so a removal in the fleet log can be shown against its volume. */
+let metadataVolumes = new Map<string, string>();
 
 function phase(title: string): void {
   phaseT0 = Date.now();
@@ -64,6 +66,7 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   phase('1. register postgres on a new 20 GiB volume in us-east-1a');
   const volumeId = sim.addVolume({ az: 'us-east-1a', sizeGiB: 20, tags: { Name: 'pgdata' } }).volumeId;
   const unit = `postgres@${volumeId}`;
+  metadataVolumes.set('postgres', volumeId);
   printEntries = true;
   await cliOk(cluster, ['service', 'add', unit, '--mount-unit', 'data-postgres.mount', '--mount-point', '/data/postgres', '--metadata-key', 'postgres', '--label', 'role=db']);
   const first = await guard(follower.waitFor(`${unit} to become active`, PLACED_TIMEOUT_MS, () => follower.activeHolder(volumeId)));
@@ -88,7 +91,7 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   phase(`3. ${dead.name} comes back; move ${unit} back by hand`);
   dead.agent.start();
   await guard(follower.waitFor(`${dead.name} to register again`, HOSTS_UP_TIMEOUT_MS, () => (follower.hosts.has(first) ? true : undefined)));
-  out(`${dead.name} registered again after ${secs(Date.now() - phaseT0)}`);
+  out(`${dead.name} registered again after ${secs(Date.now() - phaseT0)} (agent pid ${dead.agent.pid ?? '-'})`);
   printEntries = false; // the CLI prints the steps of a manual failover itself
   await cliOk(cluster, [unit, '--to', first], (line) => out(`  │ ${line}`));
   await guard(follower.waitFor(`${unit} to be active on ${dead.name}`, FAILOVER_TIMEOUT_MS, () => (follower.activeHolder(volumeId) === first ? true : undefined)));
@@ -116,10 +119,12 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     out('ebs-failover demo: starting etcd, the EC2 endpoint, the fleet stand-in, 4 agents and a controller');
-    cluster = await guard(startDemoCluster({ onDaemonExit: (err) => fatal(err), note: out }));
+    cluster = await guard(startDemoCluster({ onDaemonExit: (err) => fatal(err) }));
     etcd = new Etcd3({ hosts: cluster.etcdEndpoint });
     const names = cluster.names;
-    follower = new ClusterFollower(etcd, keyspace(), cluster.ec2.sim, {
+    metadataVolumes = new Map<string, string>();
+    const sims = { ec2: cluster.ec2.sim, fleet: cluster.fleet.state, machines: cluster.machines, metadataVolumes };
+    follower = new ClusterFollower(etcd, keyspace(), sims, {
       onEntry: (e: TimelineEntry) => {
         if (printEntries && e.at >= phaseT0 - 1_000) out(formatEntry(e, phaseT0, names));
       },

@@ -8,6 +8,7 @@ import {
   fromAttachment,
   fromEvent,
   fromJournal,
+  fromMetadataChange,
   fromReport,
   mergeEntries,
   milestones,
@@ -84,6 +85,15 @@ describe('sources → entries', () => {
       detail: `detaching from ${DEAD}`,
     });
     expect(fromAttachment({ at: T0, volumeId: VOL, instanceId: DEAD, device: '/dev/xvdf', state: 'detached', forced: true }).detail).toBe('/dev/xvdf (forced)');
+    expect(fromMetadataChange({ at: T0, machineId: 'm1', key: 'postgres', op: 'remove', value: null }, DEAD, VOL)).toEqual({
+      at: T0,
+      source: 'fleet',
+      volumeId: VOL,
+      instanceId: DEAD,
+      what: 'metadata drop',
+      detail: 'postgres (machine m1)',
+    });
+    expect(fromMetadataChange({ at: T0, machineId: 'm2', key: 'postgres', op: 'add', value: VOL }, NEW, VOL).detail).toBe(`postgres=${VOL} (machine m2)`);
   });
 });
 
@@ -153,15 +163,15 @@ describe('milestones', () => {
   ];
 
   it('measures each step from the kill', () => {
-    expect(milestones(entries, T0, DEAD)).toEqual({ detectedMs: 3000, detachedMs: 5500, attachedMs: 7100, mountedMs: 8000, activeMs: 9100, activeOn: NEW });
+    expect(milestones(entries, T0, DEAD)).toEqual({ detectedMs: 3000, fencedMs: 3100, detachedMs: 5500, attachedMs: 7100, mountedMs: 8000, activeMs: 9100, activeOn: NEW });
     expect(formatMilestones(milestones(entries, T0, DEAD), names)).toBe(
-      `detected +3.0s → detached +5.5s → attached +7.1s → mounted +8.0s → active +9.1s on host-2 (${NEW})`,
+      `detected +3.0s → fenced +3.1s → detached +5.5s → attached +7.1s → mounted +8.0s → active +9.1s on host-2 (${NEW})`,
     );
   });
 
   it('prints ? for what has not happened', () => {
-    const m = milestones(entries.slice(0, 3), T0, DEAD);
-    expect(m).toEqual({ detectedMs: 3000, detachedMs: null, attachedMs: null, mountedMs: null, activeMs: null, activeOn: null });
-    expect(formatMilestones(m)).toBe('detected +3.0s → detached ? → attached ? → mounted ? → active ? on nowhere yet');
+    const m = milestones(entries.slice(0, 2), T0, DEAD);
+    expect(m).toEqual({ detectedMs: 3000, fencedMs: null, detachedMs: null, attachedMs: null, mountedMs: null, activeMs: null, activeOn: null });
+    expect(formatMilestones(m)).toBe('detected +3.0s → fenced ? → detached ? → attached ? → mounted ? → active ? on nowhere yet');
   });
 });

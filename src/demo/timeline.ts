@@ -1,13 +1,15 @@
 import type { AgentReport, EventRecord, FailoverJournal } from '../keyspace/index.js';
 import type { HistoryEntry } from '../sim/ec2/index.js';
+import type { MetadataChange } from '../sim/fleet/index.js';
 
 /**
  * The demo's timeline: what the controller journaled and announced (journal/, events/), what the
- * agents reported (status/) and what EC2 did to the attachment (the simulator's history), merged into
+ * agents reported (status/), what EC2 did to the attachment (the simulator's history) and fleet metadata
+ * changes (the fleet stand-in's change log), merged into
  * one list and formatted relative to the moment the host was killed. Everything here is pure so the
  * formatting is unit-tested; `follow.ts` feeds it from etcd.
  */
-export type TimelineSource = 'demo' | 'journal' | 'ctrl' | 'agent' | 'ec2';
+export type TimelineSource = 'demo' | 'journal' | 'ctrl' | 'agent' | 'ec2' | 'fleet';
 
 export interface TimelineEntry {
   at: number;
@@ -73,6 +75,16 @@ export function fromAttachment(entry: HistoryEntry): TimelineEntry {
   };
 }
 
+/**
+ * A fleet metadata change. `instanceId` is the host of that machine id (the caller knows the mapping);
+ * `volumeId` is the value set, or the one the key held before a removal when known.
+ */
+export function fromMetadataChange(change: MetadataChange, instanceId: string | null, volumeId: string): TimelineEntry {
+  const what = change.op === 'remove' ? 'metadata drop' : 'metadata set';
+  const detail = change.op === 'remove' ? `${change.key} (machine ${change.machineId})` : `${change.key}=${change.value ?? ''} (machine ${change.machineId})`;
+  return { at: change.at, source: 'fleet', volumeId, instanceId, what, detail };
+}
+
 /** Identity of an entry, so a follower that re-reads a whole journal prints each step once. */
 export function entryKey(e: TimelineEntry): string {
   return `${e.source}|${e.volumeId}|${e.instanceId ?? '-'}|${e.what}|${e.at}`;
@@ -121,6 +133,8 @@ export function formatTimeline(entries: readonly TimelineEntry[], t0: number, na
 
 export interface FailoverMilestones {
   detectedMs: number | null;
+  /** The controller's fencing step (the dead host's self-fence deadline passed, metadata dropped). */
+  fencedMs: number | null;
   detachedMs: number | null;
   attachedMs: number | null;
   mountedMs: number | null;
@@ -138,6 +152,7 @@ export function milestones(entries: readonly TimelineEntry[], t0: number, deadHo
   const first = (pred: (e: TimelineEntry) => boolean): TimelineEntry | undefined => after.find(pred);
   const off = (e: TimelineEntry | undefined): number | null => (e === undefined ? null : e.at - t0);
   const detected = first((e) => (e.source === 'ctrl' || e.source === 'journal') && e.what === 'detected');
+  const fenced = first((e) => (e.source === 'ctrl' || e.source === 'journal') && e.what === 'fencing');
   const detached = first((e) => e.source === 'ec2' && e.what === 'detached' && e.instanceId === deadHost);
   const attached = first((e) => e.source === 'ec2' && e.what === 'attached' && e.instanceId !== deadHost);
   const onNew = (phase: string) => (e: TimelineEntry) => e.source === 'agent' && e.instanceId !== deadHost && e.what === phase;
@@ -145,6 +160,7 @@ export function milestones(entries: readonly TimelineEntry[], t0: number, deadHo
   const active = first(onNew('active'));
   return {
     detectedMs: off(detected),
+    fencedMs: off(fenced),
     detachedMs: off(detached),
     attachedMs: off(attached),
     mountedMs: off(mounted),
@@ -153,9 +169,9 @@ export function milestones(entries: readonly TimelineEntry[], t0: number, deadHo
   };
 }
 
-/** `detected +3.2s → detached +5.1s → …`; missing milestones print as `?`. */
+/** `detected +3.2s → fenced +3.3s → …`; missing milestones print as `?`. */
 export function formatMilestones(m: FailoverMilestones, names: ReadonlyMap<string, string> = new Map()): string {
   const s = (ms: number | null): string => (ms === null ? '?' : `+${(ms / 1000).toFixed(1)}s`);
   const where = m.activeOn === null ? 'nowhere yet' : hostLabel(m.activeOn, names);
-  return `detected ${s(m.detectedMs)} → detached ${s(m.detachedMs)} → attached ${s(m.attachedMs)} → mounted ${s(m.mountedMs)} → active ${s(m.activeMs)} on ${where}`;
+  return `detected ${s(m.detectedMs)} → fenced ${s(m.fencedMs)} → detached ${s(m.detachedMs)} → attached ${s(m.attachedMs)} → mounted ${s(m.mountedMs)} → active ${s(m.activeMs)} on ${where}`;
 }

@@ -80,3 +80,11 @@ export function wrapEtcdError(err: unknown, endpoints: readonly string[], operat
   if (isEtcdUnavailable(err)) return new EtcdUnavailableError(endpoints, operation, { cause: err });
   return err instanceof Error ? err : new Error(String(err));
 }
+
+/** A guarded transaction's own compares failed (we still lead; the data changed under us). */
+export class TxnConflictError extends Error {
+  override readonly name = 'TxnConflictError';
+  constructor(readonly keys: readonly string[]) {
+    super(`transaction compares failed on ${keys.join(', ')}`);
+  }
+}

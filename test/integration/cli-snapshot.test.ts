@@ -103,7 +103,7 @@ describe('failover snapshot', () => {
 
   it('waits for, then skips, a volume locked by another operation — with a clear message', async () => {
     clock.advance(DAY_MS); // the pending one completes; a new snapshot would now be due
-    const lock = await acquireVolumeLock(client, ks, VOL_B, { holder: 'test-failover' });
+    const lock = await acquireVolumeLock(client, ks, VOL_B, { ttlMs: 30_000, waitMs: 5_000, owner: 'test-failover' });
     try {
       const before = snapshotsOf(VOL_B).length;
       const keysBefore = await dumpKeys(client, ks);

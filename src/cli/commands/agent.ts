@@ -5,7 +5,8 @@ import { resolveAgentIdentity } from '../agent-identity.js';
 import { configFromOptions, type GlobalOptions } from '../context.js';
 import { UsageError } from '../errors.js';
 import { openFleet } from '../fleet.js';
-import { loadHost, loadLocks } from '../modules.js';
+import { connectEtcd } from '../../locks/index.js';
+import { loadHost } from '../modules.js';
 
 export interface AgentFlags extends GlobalOptions {
   instanceId?: string;
@@ -37,7 +38,7 @@ export async function runAgentDaemon(flags: AgentFlags, signal: AbortSignal): Pr
   });
   const log = createLogger('failover-agent');
   const identity = await resolveAgentIdentity(config.agent);
-  const [{ runAgent }, { connectEtcd }] = await Promise.all([loadHost(), loadLocks()]);
+  const { runAgent } = await loadHost();
   const etcd = connectEtcd(config.etcd);
   try {
     await runAgent({
@@ -49,7 +50,7 @@ export async function runAgentDaemon(flags: AgentFlags, signal: AbortSignal): Pr
       fenceMarginMs: config.lease.fenceMarginMs,
       leaseStateFile: config.agent.leaseStateFile,
       mode: config.agent.mode,
-      fleet: config.agent.mode === 'fleet' ? await openFleet(config.agent.fleetSocket) : undefined,
+      fleet: config.agent.mode === 'fleet' ? openFleet(config.agent.fleetSocket) : undefined,
       deviceRoot: config.agent.deviceRoot,
       systemdBus: config.agent.systemdBus,
       agentVersion: AGENT_VERSION,

@@ -4,7 +4,7 @@ import { createLogger } from '../../log/logger.js';
 import { configFromOptions, type GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { openFleet } from '../fleet.js';
-import { loadLocks } from '../modules.js';
+import { connectEtcd } from '../../locks/index.js';
 
 /** Aborted on SIGTERM/SIGINT: the daemons wind down on it and `runCli` returns. */
 export function shutdownSignal(): AbortSignal {
@@ -27,7 +27,7 @@ export function registerDaemonCommands(program: Command): void {
       const config = configFromOptions(opts, opts.metricsListen ? { controller: { metricsListen: opts.metricsListen } } : {});
       const log = createLogger('failover-controller');
       // Daemon code is loaded only by the daemon commands, keeping `status` and friends quick to start.
-      const [{ runController }, { connectEtcd }] = await Promise.all([import('../../controller/index.js'), loadLocks()]);
+      const { runController } = await import('../../controller/index.js');
       const etcd = connectEtcd(config.etcd);
       try {
         const signal = shutdownSignal();
@@ -35,7 +35,7 @@ export function registerDaemonCommands(program: Command): void {
           ...config.controller,
           etcd,
           ec2: await openEc2(config.aws, log),
-          fleet: opts.fleet && config.agent.mode === 'fleet' ? await openFleet(config.agent.fleetSocket) : undefined,
+          fleet: opts.fleet && config.agent.mode === 'fleet' ? openFleet(config.agent.fleetSocket) : undefined,
           prefix: config.prefix,
           candidateId: opts.candidateId,
           electionTtlMs: config.lease.ttlMs,

@@ -70,13 +70,12 @@ export function registerSnapshotCommands(program: Command): void {
       if (!Number.isFinite(lockWaitS) || lockWaitS < 0) throw new UsageError(`bad --lock-wait "${opts.lockWait}": expected seconds >= 0`);
       await withSession(opts, async ({ etcd, ks, io, config }) => {
         const targets = resolveTargets(await readClusterState(etcd, ks), names);
-        const locker = volumeLocker(etcd, ks, lockWaitS * 1000);
-        try {
+        {
           const results = await runSnapshots({
             ec2: await openEc2(config.aws),
             targets,
             policy,
-            lockVolume: locker.lockVolume,
+            lockVolume: volumeLocker(etcd, ks, lockWaitS * 1000),
             dryRun: opts.dryRun ?? false,
             now: Date.now,
             onStep: (line) => io.err(line),
@@ -92,8 +91,6 @@ export function registerSnapshotCommands(program: Command): void {
           }
           // A skip (lock busy, pending snapshot) is not a failure: the next run catches up.
           if (results.some((r) => r.error)) process.exitCode = EXIT_FAILED;
-        } finally {
-          await locker.close();
         }
       });
     });

@@ -1,0 +1,156 @@
+import { Election, type Campaign, type ElectionObserver, type Etcd3, type Lease } from 'etcd3';
+import type { Keyspace } from '../keyspace/index.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { endpointsOf, etcdCall } from './etcd.js';
+import { NotLeaderError, wrapEtcdError } from './errors.js';
+import { guardedTxn, type GuardedOps } from './txn.js';
+import { ttlSeconds } from './lease-ops.js';
+
+/** The election's name under `<prefix>election/`; one controller election per keyspace. */
+const ELECTION_NAME = 'controller';
+
+export interface CampaignOptions {
+  candidateId: string;
+  /** Leader lease TTL; a dead leader is replaced within about this long. */
+  ttlMs: number;
+  /**
+   * The leader steps down this long before its lease could expire when renewals fail, so that it stops
+   * acting (EC2 calls included) before a successor can be elected. Default: a quarter of the TTL, ≤ 2 s.
+   */
+  stepDownMarginMs?: number;
+  log?: Logger;
+  /** Abandons the campaign (the returned promise rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+export interface Leadership {
+  readonly candidateId: string;
+  readonly leaderKey: string;
+  /** The leader key's create revision: every guarded write compares it. */
+  readonly revision: string;
+  /** Aborted (reason: NotLeaderError) once leadership is lost or may be lost. */
+  readonly signal: AbortSignal;
+  /** One transaction: the caller's compares AND "the leader key is still ours"; puts/deletes applied atomically. */
+  txnGuarded(ops: GuardedOps): Promise<void>;
+  putGuarded(key: string, value: string): Promise<void>;
+  resign(): Promise<void>;
+}
+
+/** etcd3's Campaign keeps its lease private; the step-down timer needs its keepalive events. */
+function leaseOf(campaign: Campaign): Lease {
+  return (campaign as unknown as { lease: Lease }).lease;
+}
+
+/** Campaigns until elected and returns the leadership. Uses etcd3's Election (double-leader fix in 1.1.2). */
+export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOptions): Promise<Leadership> {
+  const log = (opts.log ?? silentLogger()).child({ candidateId: opts.candidateId });
+  const ttlMs = ttlSeconds(opts.ttlMs) * 1000;
+  const margin = opts.stepDownMarginMs ?? Math.min(2_000, Math.floor(ttlMs / 4));
+  const election = new Election(client.namespace(ks.prefix), ELECTION_NAME, ttlSeconds(opts.ttlMs));
+  const started = Date.now();
+  const cand = election.campaign(opts.candidateId);
+  const lease = leaseOf(cand);
+  // A keepalive renews the lease no earlier than when it was sent: track send times of successful ones.
+  let firedAt = started;
+  let lastRenewedAt = started;
+  lease.on('keepaliveFired', () => {
+    firedAt = Date.now();
+  });
+  lease.on('keepaliveSucceeded', () => {
+    lastRenewedAt = firedAt;
+  });
+
+  const lost = new AbortController();
+  let lostReason: string | null = null;
+  const loseLeadership = (reason: string): void => {
+    if (lost.signal.aborted) return;
+    lostReason = reason;
+    lost.abort(new NotLeaderError(opts.candidateId, '(campaigning)', reason));
+  };
+  cand.on('error', (err) => loseLeadership(`campaign error: ${err.message}`));
+
+  const onAbort = (): void => {
+    cand.resign().catch(() => undefined);
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      if (opts.signal?.aborted) reject(opts.signal.reason as Error);
+      opts.signal?.addEventListener('abort', () => reject(opts.signal?.reason as Error), { once: true });
+      cand.on('elected', () => resolve());
+      cand.on('error', (err) => reject(wrapEtcdError(err, endpointsOf(client), 'campaign')));
+    });
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+
+  const leaderKey = await cand.getCampaignKey();
+  const res = await etcdCall(client, 'read leader key', () => client.get(leaderKey).exec());
+  const kv = res.kvs[0];
+  if (kv === undefined || lost.signal.aborted) {
+    await cand.resign().catch(() => undefined);
+    throw new NotLeaderError(opts.candidateId, leaderKey, lostReason ?? 'leader key vanished right after election');
+  }
+  const revision = String(kv.create_revision);
+  const deposed = new AbortController();
+  const depose = (reason: string): void => {
+    if (deposed.signal.aborted) return;
+    log.warn({ leaderKey, revision, reason }, 'leadership lost');
+    deposed.abort(new NotLeaderError(opts.candidateId, leaderKey, reason));
+    clearInterval(stepDownTimer);
+    void watcher.then((w) => w.cancel()).catch(() => undefined);
+    // Our lease may still exist in etcd: revoke it so a successor need not wait for it to expire.
+    cand.resign().catch(() => undefined);
+  };
+  lost.signal.addEventListener('abort', () => depose(lostReason ?? 'lease lost'), { once: true });
+  // 100 ms checks: the step-down margin is ≥ 250 ms, so the check itself cannot make us late.
+  const stepDownTimer = setInterval(() => {
+    if (Date.now() >= lastRenewedAt + ttlMs - margin) depose(`no lease renewal since ${new Date(lastRenewedAt).toISOString()}`);
+  }, 100);
+  const watcher = client.watch().key(leaderKey).startRevision(String(Number(res.header.revision) + 1)).create();
+  watcher
+    .then((w) => {
+      w.on('delete', () => depose('leader key deleted'));
+      // A compacted or cancelled watch cannot prove the key still exists: be safe and step down.
+      w.on('error', (err) => depose(`leader key watch failed: ${err.message}`));
+      if (deposed.signal.aborted) void w.cancel();
+    })
+    .catch((err: unknown) => depose(`leader key watch failed: ${String(err)}`));
+  log.info({ leaderKey, revision }, 'elected');
+
+  const guard = { candidateId: opts.candidateId, leaderKey, revision };
+  const txnGuarded = async (ops: GuardedOps): Promise<void> => {
+    // Checked first so a leader that may be deposed never writes; etcd's compare is the real guard.
+    if (deposed.signal.aborted) throw deposed.signal.reason as Error;
+    try {
+      await guardedTxn(client, guard, ops);
+    } catch (err) {
+      if (err instanceof NotLeaderError) depose(err.message);
+      throw err;
+    }
+  };
+  return {
+    candidateId: opts.candidateId,
+    leaderKey,
+    revision,
+    signal: deposed.signal,
+    txnGuarded,
+    putGuarded: (key, value) => txnGuarded({ puts: [{ key, value }] }),
+    resign: async () => {
+      depose('resigned');
+      await etcdCall(client, 'resign', () => cand.resign());
+    },
+  };
+}
+
+/** Who leads now (the candidate id), or undefined. */
+export async function currentLeader(client: Etcd3, ks: Keyspace): Promise<string | undefined> {
+  const election = new Election(client.namespace(ks.prefix), ELECTION_NAME);
+  return etcdCall(client, 'read leader', () => election.leader());
+}
+
+/** Follows the leader for status displays: `observer.leader()`, 'change' events, `cancel()`. */
+export async function observeLeader(client: Etcd3, ks: Keyspace): Promise<ElectionObserver> {
+  const election = new Election(client.namespace(ks.prefix), ELECTION_NAME);
+  return etcdCall(client, 'observe leader', () => election.observe());
+}

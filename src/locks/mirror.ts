@@ -1,0 +1,65 @@
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from '../log/logger.js';
+import { PrefixWatch, type PrefixEvent } from './watch.js';
+
+/** What 'change' carries: the keys that changed, or 'reset' after a (re-)list replaced everything. */
+export type MirrorChange = string[] | 'reset';
+
+/**
+ * A prefix's keys → raw values, kept current by a PrefixWatch (survives reconnects, re-lists after
+ * compaction). Values stay raw strings: consumers decode them with src/keyspace/decode.ts, so one
+ * malformed value never stops the mirror.
+ */
+export class PrefixMirror extends EventEmitter<{ change: [MirrorChange] }> {
+  private map = new Map<string, string>();
+  private readonly watch: PrefixWatch;
+
+  constructor(client: Etcd3, readonly prefix: string, log: Logger) {
+    super();
+    this.watch = new PrefixWatch(client, prefix, { onReset: (e) => this.reset(e), onEvents: (e) => this.apply(e) }, log);
+  }
+
+  /** Lists the prefix and starts watching; rejects with EtcdUnavailableError when etcd is unreachable. */
+  async start(): Promise<void> {
+    await this.watch.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.watch.stop();
+  }
+
+  /** The current contents (the live map: callers must not modify it). */
+  entries(): Map<string, string> {
+    return this.map;
+  }
+
+  get(key: string): string | undefined {
+    return this.map.get(key);
+  }
+
+  /** The etcd revision the contents reflect. */
+  get revision(): bigint {
+    return this.watch.revision;
+  }
+
+  /** How often the mirror had to re-list because its watch revision was compacted. */
+  get relists(): number {
+    return this.watch.relists;
+  }
+
+  private reset(entries: Map<string, string>): void {
+    this.map = entries;
+    this.emit('change', 'reset');
+  }
+
+  private apply(events: PrefixEvent[]): void {
+    const keys = new Set<string>();
+    for (const ev of events) {
+      if (ev.type === 'put') this.map.set(ev.key, ev.value);
+      else this.map.delete(ev.key);
+      keys.add(ev.key);
+    }
+    this.emit('change', [...keys]);
+  }
+}

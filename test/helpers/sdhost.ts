@@ -1,0 +1,373 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import dbus from 'dbus-next';
+import { INIT_SCRIPT } from './sdhost-init.js';
+
+/**
+ * Real systemd hosts for integration tests: systemd as PID 1 in its own pid/mount/uts/ipc/net/cgroup
+ * namespaces over an overlayfs (lower = the cached rootfs built by scripts/build-test-rootfs.sh,
+ * upper = a per-host temp dir). Never over this machine's own root. Needs root.
+ *
+ * Disks are loop devices whose block node is mknod'ed into the host's private /dev ("attach") and
+ * removed again ("detach"). The host's system bus is reachable from here as a unix socket.
+ */
+
+const execFileP = promisify(execFile);
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const ROOTFS_DIR = process.env.SDHOST_ROOTFS ?? join(REPO, '.cache/rootfs');
+/** Written last by scripts/build-test-rootfs.sh; the init script refuses a root without it. */
+export const ROOTFS_MARKER = 'etc/ebs-failover-test-rootfs';
+const BUILD_SCRIPT = join(REPO, 'scripts/build-test-rootfs.sh');
+
+/** 30 s: the bus answers in ~0.3–0.5 s on an idle machine; the deadline covers a loaded shared one. */
+const BOOT_TIMEOUT_MS = 30_000;
+/** 50 ms between bus probes during boot: small against the boot time, cheap for the CPU. */
+const PROBE_INTERVAL_MS = 50;
+/** 1 s per probe call: a live bus answers in milliseconds. */
+const PROBE_CALL_TIMEOUT_MS = 1_000;
+/** 15 s for poweroff (SIGRTMIN+4, ~2 s idle; units have a 10 s stop timeout in the rootfs) before SIGKILL. */
+const POWEROFF_TIMEOUT_MS = 15_000;
+/** 10 min: a first-time debootstrap downloads ~60 MB and unpacks for ~1 min. */
+const BUILD_TIMEOUT_MS = 600_000;
+
+export interface SdHost {
+  readonly name: string;
+  /** Outer pid of the host's systemd (PID 1 inside). */
+  readonly pid: number;
+  /** `unix:path=…/run/dbus/system_bus_socket` of this host's system bus. */
+  readonly busAddress: string;
+  /** The host's "/" as seen from here: `/proc/<pid>/root`. */
+  readonly rootDir: string;
+  /** Milliseconds from spawn to the bus answering, and to systemd reporting boot finished. */
+  readonly busReadyMs: number;
+  readonly bootedMs: number;
+  /** losetup `img`, mknod `/dev/<devName>` in the host; returns the loop device. */
+  addDisk(img: string, devName: string): Promise<string>;
+  /** Removes `/dev/<devName>` from the host and detaches its loop device. Stop units first. */
+  removeDisk(devName: string): Promise<void>;
+  /** Writes a file inside the host (parents created). */
+  writeFile(pathInRoot: string, content: string): Promise<void>;
+  readFile(pathInRoot: string): Promise<string>;
+  /** Symlink inside the host, e.g. a `/dev/disk/by-id/…` link. */
+  symlink(pathInRoot: string, target: string): Promise<void>;
+  /** Runs a command inside the host's namespaces and root (nsenter). */
+  exec(argv: string[], timeoutMs?: number): Promise<{ stdout: string; stderr: string }>;
+  /** Last `lines` journal lines of a unit, read inside the host. */
+  journal(unit: string, lines?: number): Promise<string[]>;
+  /** Poweroff, SIGKILL fallback, detach disks, unmount, remove temp dirs. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Fails with a clear message unless we are root; builds the rootfs when it is missing. */
+export function ensureRootfs(): string {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    throw new Error('systemd host tests need root (overlay mounts, namespaces, loop devices); run them as root');
+  }
+  if (!existsSync(join(ROOTFS_DIR, ROOTFS_MARKER))) {
+    try {
+      execFileSync('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit'], timeout: BUILD_TIMEOUT_MS });
+    } catch (err) {
+      throw new Error(`test rootfs missing and ${BUILD_SCRIPT} failed (needs debootstrap and Debian packages)`, { cause: err });
+    }
+  }
+  if (!existsSync(join(ROOTFS_DIR, ROOTFS_MARKER))) throw new Error(`no test rootfs at ${ROOTFS_DIR} after build`);
+  return ROOTFS_DIR;
+}
+
+/** The v2 hierarchy: /sys/fs/cgroup itself on a unified machine, /sys/fs/cgroup/unified on a hybrid one. */
+function cgroupV2Root(): string {
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return '/sys/fs/cgroup';
+  if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers')) return '/sys/fs/cgroup/unified';
+  throw new Error('no cgroup v2 hierarchy (neither /sys/fs/cgroup nor /sys/fs/cgroup/unified)');
+}
+
+function run(cmd: string, args: string[]): void {
+  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function isMountPoint(path: string): boolean {
+  try {
+    execFileSync('mountpoint', ['-q', path]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(PROBE_INTERVAL_MS);
+  }
+  return true;
+}
+
+/** One D-Bus probe: the manager's SystemState, or undefined when the bus does not answer (yet). */
+async function probeSystemState(busAddress: string): Promise<string | undefined> {
+  const bus = dbus.sessionBus({ busAddress });
+  bus.on('error', () => undefined); // a refused connect is the expected "not yet"
+  try {
+    const msg = new dbus.Message({
+      destination: 'org.freedesktop.systemd1',
+      path: '/org/freedesktop/systemd1',
+      interface: 'org.freedesktop.DBus.Properties',
+      member: 'Get',
+      signature: 'ss',
+      body: ['org.freedesktop.systemd1.Manager', 'SystemState'],
+    });
+    const reply = await Promise.race([bus.call(msg), sleep(PROBE_CALL_TIMEOUT_MS).then(() => null)]);
+    const variant = reply?.body[0] as { value?: unknown } | undefined;
+    return typeof variant?.value === 'string' ? variant.value : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    bus.disconnect();
+  }
+}
+
+function devNumbers(blockDevice: string): { major: number; minor: number } {
+  const rdev = statSync(blockDevice).rdev;
+  // Linux dev_t encoding (glibc gnu_dev_major/minor).
+  return { major: ((rdev >> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
+}
+
+const liveHosts = new Set<() => void>();
+// Last-resort cleanup if a test process exits without calling stop(): no leaked systemd, loop or mount.
+process.once('exit', () => {
+  for (const kill of liveHosts) kill();
+});
+
+/** Boots a host named `name` (letters, digits, dashes). */
+export async function bootHost(name: string): Promise<SdHost> {
+  if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) throw new Error(`bad host name ${name}`);
+  const lower = ensureRootfs();
+  const t0 = performance.now();
+  const stateDir = mkdtempSync(join(tmpdir(), `ebs-failover-sdhost-${name}-`));
+  const upper = join(stateDir, 'upper');
+  const work = join(stateDir, 'work');
+  const merged = join(stateDir, 'merged');
+  for (const d of [upper, work, merged]) mkdirSync(d);
+  const cgroupDir = join(cgroupV2Root(), `ebs-failover-sdhost-${name}-${randomBytes(3).toString('hex')}`);
+  const disks = new Map<string, string>();
+  let child: ChildProcess | undefined;
+  let pid = 0;
+  let stopped = false;
+
+  /** Synchronous teardown, shared by stop() and the exit hook. */
+  const teardown = (): void => {
+    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    if (child?.pid && alive(child.pid)) process.kill(child.pid, 'SIGKILL');
+    for (const loop of disks.values()) {
+      try {
+        run('losetup', ['-d', loop]);
+      } catch {
+        // already detached (autoclear after the namespace's mount went away)
+      }
+    }
+    disks.clear();
+    for (const m of [join(merged, 'run'), merged]) {
+      // Lazy unmount: the namespace may still be dying and holding the mount for a moment.
+      if (isMountPoint(m)) run('umount', ['-l', m]);
+    }
+    if (existsSync(cgroupDir)) {
+      try {
+        execFileSync('find', [cgroupDir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', '+'], { stdio: 'ignore' });
+      } catch {
+        // cgroups of processes still exiting; the kernel frees them once empty
+      }
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  liveHosts.add(teardown);
+
+  try {
+    run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+    // /run is mounted here, outside the namespaces, so the bus socket has a path we can reach.
+    run('mount', ['-t', 'tmpfs', '-o', 'mode=755,nosuid,nodev,size=64m', 'tmpfs', join(merged, 'run')]);
+    if (!existsSync(join(merged, ROOTFS_MARKER))) throw new Error(`overlay at ${merged} lacks the rootfs marker`);
+    const machineId = randomBytes(16).toString('hex');
+    writeFileSync(join(merged, 'etc/machine-id'), `${machineId}\n`);
+    mkdirSync(join(merged, 'var/lib/dbus'), { recursive: true });
+    rmSync(join(merged, 'var/lib/dbus/machine-id'), { force: true });
+    writeFileSync(join(merged, 'var/lib/dbus/machine-id'), `${machineId}\n`);
+    writeFileSync(join(merged, 'etc/hostname'), `${name}\n`);
+    mkdirSync(cgroupDir);
+
+    child = spawn(
+      'bash',
+      [
+        '-c',
+        'echo $$ > "$1/cgroup.procs"; shift; exec "$@"',
+        'sdhost-launch',
+        cgroupDir,
+        'unshare', '--pid', '--mount', '--uts', '--ipc', '--net', '--cgroup', '--fork', '--propagation', 'private', '--',
+        'bash', '-c', INIT_SCRIPT, 'sdhost-init', name, merged, ROOTFS_MARKER,
+      ],
+      { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const consoleLines: string[] = [];
+    const keep = (b: Buffer): void => {
+      consoleLines.push(b.toString());
+      if (consoleLines.length > 200) consoleLines.shift();
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.unref();
+    const unsharePid = child.pid;
+    if (!unsharePid) throw new Error('spawn of unshare failed');
+
+    const busAddress = `unix:path=${join(merged, 'run/dbus/system_bus_socket')}`;
+    const deadline = Date.now() + BOOT_TIMEOUT_MS;
+    let busReadyMs = 0;
+    let state: string | undefined;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`host ${name}: bus not ready within ${BOOT_TIMEOUT_MS} ms; console: ${consoleLines.join('')}`);
+      if (!alive(unsharePid)) throw new Error(`host ${name} died during boot; console: ${consoleLines.join('')}`);
+      if (!pid) {
+        const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim();
+        pid = Number(children.split(/\s+/)[0] ?? 0) || 0;
+      }
+      if (pid && existsSync(join(merged, 'run/dbus/system_bus_socket'))) {
+        state = await probeSystemState(busAddress);
+        if (state !== undefined) {
+          if (!busReadyMs) busReadyMs = performance.now() - t0;
+          // 'running' or 'degraded': the boot transaction is over, so tests do not race boot jobs.
+          if (state === 'running' || state === 'degraded') break;
+        }
+      }
+      await sleep(PROBE_INTERVAL_MS);
+    }
+    const bootedMs = performance.now() - t0;
+    const rootDir = `/proc/${pid}/root`;
+    const inRoot = (p: string): string => {
+      const abs = join(rootDir, p);
+      if (!abs.startsWith(`${rootDir}/`)) throw new Error(`path ${p} escapes the host root`);
+      return abs;
+    };
+
+    const host: SdHost = {
+      name,
+      pid,
+      busAddress,
+      rootDir,
+      busReadyMs,
+      bootedMs,
+      async addDisk(img, devName) {
+        if (!/^[a-z0-9]+$/.test(devName)) throw new Error(`bad device name ${devName}`);
+        if (disks.has(devName)) throw new Error(`${devName} already attached to ${name}`);
+        const { stdout } = await execFileP('losetup', ['-f', '--show', img]);
+        const loop = stdout.trim();
+        disks.set(devName, loop);
+        const { major, minor } = devNumbers(loop);
+        await execFileP('mknod', ['-m', '660', inRoot(`dev/${devName}`), 'b', String(major), String(minor)]);
+        return loop;
+      },
+      async removeDisk(devName) {
+        const loop = disks.get(devName);
+        if (!loop) throw new Error(`${devName} is not attached to ${name}`);
+        await rm(inRoot(`dev/${devName}`), { force: true });
+        disks.delete(devName);
+        await execFileP('losetup', ['-d', loop]);
+      },
+      async writeFile(pathInRoot, content) {
+        const abs = inRoot(pathInRoot);
+        await mkdir(dirname(abs), { recursive: true });
+        await writeFile(abs, content);
+      },
+      async readFile(pathInRoot) {
+        return readFile(inRoot(pathInRoot), 'utf8');
+      },
+      async symlink(pathInRoot, target) {
+        const abs = inRoot(pathInRoot);
+        await mkdir(dirname(abs), { recursive: true });
+        await rm(abs, { force: true });
+        await symlink(target, abs);
+      },
+      async exec(argv, timeoutMs = 10_000) {
+        const { stdout, stderr } = await execFileP(
+          'nsenter',
+          ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-C', '-r', '-w', '--', ...argv],
+          { timeout: timeoutMs },
+        );
+        return { stdout, stderr };
+      },
+      async journal(unit, lines = 20) {
+        const { stdout } = await host.exec(['journalctl', '--no-pager', '-o', 'cat', '-n', String(lines), '-u', unit]);
+        return stdout.split('\n').filter((l) => l.length > 0);
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        if (pid && alive(pid)) {
+          // SIGRTMIN+4 asks systemd for poweroff.target: units stop, mounts are unmounted cleanly.
+          const sigrtmin4 = 34 + 4;
+          process.kill(pid, sigrtmin4);
+          if (!(await waitExit(pid, POWEROFF_TIMEOUT_MS))) process.kill(pid, 'SIGKILL');
+          await waitExit(pid, POWEROFF_TIMEOUT_MS);
+        }
+        if (alive(unsharePid)) await waitExit(unsharePid, POWEROFF_TIMEOUT_MS);
+        teardown();
+        liveHosts.delete(teardown);
+      },
+    };
+    return host;
+  } catch (err) {
+    teardown();
+    liveHosts.delete(teardown);
+    throw err;
+  }
+}
+
+export interface VolumeImageOptions {
+  /** Directory for the image file. */
+  dir: string;
+  /** File name of the image. */
+  fileName?: string;
+  /** Size in MiB (default 16: mkfs.ext4's smallest comfortable size, quick to create). */
+  sizeMiB?: number;
+  /** ext4 label (`mkfs.ext4 -L`). */
+  label?: string;
+  /** Files to put on the filesystem, path relative to its root → content. */
+  files?: Record<string, string>;
+  /** No filesystem at all (zeros): what a corrupt or never-formatted volume looks like. */
+  corrupt?: boolean;
+}
+
+/** A "volume": an image file, ext4 with a label and some files (mkfs.ext4 -d, nothing mounted here). */
+export async function makeVolumeImage(opts: VolumeImageOptions): Promise<string> {
+  const img = join(opts.dir, opts.fileName ?? `vol-${randomBytes(4).toString('hex')}.img`);
+  await execFileP('truncate', ['-s', `${opts.sizeMiB ?? 16}M`, img]);
+  if (opts.corrupt) return img;
+  const staging = mkdtempSync(join(opts.dir, 'staging-'));
+  try {
+    for (const [path, content] of Object.entries(opts.files ?? {})) {
+      const abs = join(staging, path);
+      await mkdir(dirname(abs), { recursive: true });
+      await writeFile(abs, content);
+    }
+    const args = ['-q', '-F', '-d', staging];
+    if (opts.label) args.push('-L', opts.label);
+    await execFileP('mkfs.ext4', [...args, img]);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return img;
+}
