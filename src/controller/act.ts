@@ -21,6 +21,37 @@ export function isEc2Race(err: unknown): boolean {
   return [e.name, e.code, e.awsCode].some((v) => typeof v === 'string' && EC2_RACES.has(v));
 }
 
+function hasName(err: unknown, names: ReadonlySet<string>): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: unknown; code?: unknown };
+  return [e.name, e.code].some((v) => typeof v === 'string' && names.has(v));
+}
+
+/** EC2 throttling: the EC2 layer already spaces calls on its token bucket, so the loop only looks again soon. */
+const THROTTLES = new Set(['RequestLimitExceeded', 'RequestLimitExceededError', 'Throttling', 'ThrottlingException']);
+export function isThrottled(err: unknown): boolean {
+  return hasName(err, THROTTLES);
+}
+
+/** AttachVolume's InvalidDevice.InUse: the device name is taken on the instance (another name must be chosen). */
+const DEVICE_IN_USE = new Set(['InvalidDevice.InUse', 'DeviceInUseError']);
+export function isDeviceInUse(err: unknown): boolean {
+  return hasName(err, DEVICE_IN_USE);
+}
+
+/** Thrown by `act` when AttachVolume found the device name taken; the loop records it and decides again. */
+export class DeviceTakenError extends Error {
+  override readonly name = 'DeviceTakenError';
+  constructor(
+    readonly volumeId: string,
+    readonly instanceId: string,
+    readonly device: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`device ${device} is in use on ${instanceId} (attaching ${volumeId})`, options);
+  }
+}
+
 export interface ActDeps {
   store: StorePort;
   ec2: Ec2Port;
@@ -63,6 +94,9 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
     case 'noop':
     case 'wait':
       return null;
+    case 'dropRequest':
+      await deps.store.write({ deleteRequestOf: d.volumeId, events: [eventOf(d, null, unit, now)] });
+      return null;
     case 'refuseRequest':
       await deps.store.write({ request: d.request, events: [eventOf(d, null, unit, now)] });
       return null;
@@ -94,6 +128,7 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
         if (d.kind === 'detach') await deps.ec2.detachVolume(d.volumeId, d.instanceId, d.force, { signal: deps.signal });
         else await deps.ec2.attachVolume(d.volumeId, d.instanceId, d.device, { signal: deps.signal });
       } catch (err) {
+        if (d.kind === 'attach' && isDeviceInUse(err)) throw new DeviceTakenError(d.volumeId, d.instanceId, d.device, { cause: err });
         // The state moved on (e.g. our earlier call is being processed): the next look decides.
         if (!isEc2Race(err)) throw err;
         log.info({ instanceId: d.instanceId, err: (err as Error).message }, `${d.kind}: EC2 state already changed`);

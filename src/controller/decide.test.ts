@@ -75,11 +75,11 @@ describe('decide: manual requests', () => {
     ['failover already running', { journals: [journal({ step: 'detaching' })], requests: [request()] }, `a auto failover of ${VOL} is already at step detaching`],
   ])('refuses: %s', (_name, spec, reason) => {
     const req = spec.requests?.[0] ?? request();
-    expect(decide(observed(spec), VOL)).toEqual({ kind: 'refuseRequest', volumeId: VOL, request: { ...req, refusedReason: reason }, reason: `refused request req-1: ${reason}` });
+    expect(decide(observed(spec), VOL)).toEqual({ kind: 'refuseRequest', volumeId: VOL, request: { ...req, refusedReason: reason, refusedAt: NOW }, reason: `refused request req-1: ${reason}` });
   });
 
   it('ignores a request already refused', () => {
-    expect(decide(observed({ placements: [placement(I1)], requests: [request({ refusedReason: 'no' })] }), VOL).kind).toBe('noop');
+    expect(decide(observed({ placements: [placement(I1)], requests: [request({ refusedReason: 'no', refusedAt: NOW })] }), VOL).kind).toBe('noop');
   });
 
   it.each<[string, string | null, boolean, string]>([
@@ -150,8 +150,9 @@ describe('decide: failover steps', () => {
 
   const detaching = (over = {}) => journal({ step: 'detaching', detachStartedAt: NOW - 1000, stepStartedAt: NOW - 1000, ...over });
   it.each<[string, Parameters<typeof journal>[0], Parameters<typeof volume>[0], Partial<Decision>]>([
-    ['auto, attached: graceful first', {}, { instanceId: I1 }, { kind: 'detach', instanceId: I1, force: false, reason: `detaching from ${I1}` }],
-    ['auto, attached and overdue: forced', { detachStartedAt: NOW - 40_000 }, { instanceId: I1 }, { kind: 'detach', instanceId: I1, force: true, reason: `detaching from ${I1} (forced: overdue)` }],
+    ['auto, attached: forced at once (host is fenced)', {}, { instanceId: I1 }, { kind: 'detach', instanceId: I1, force: true, reason: `detaching from fenced ${I1} (forced)` }],
+    ['manual, attached: graceful', { kind: 'manual' }, { instanceId: I1 }, { kind: 'detach', instanceId: I1, force: false, reason: `detaching from ${I1}` }],
+    ['manual with force, attached and overdue: forced', { kind: 'manual', force: true, detachStartedAt: NOW - 40_000 }, { instanceId: I1 }, { kind: 'detach', instanceId: I1, force: true, reason: `detaching from ${I1} (forced: overdue)` }],
     ['auto, busy: forced (host is fenced)', {}, { instanceId: I1, state: 'busy' }, { kind: 'detach', instanceId: I1, force: true, reason: `detach from fenced ${I1} is busy: forcing` }],
     ['auto, detaching: wait', {}, { instanceId: I1, state: 'detaching' }, { kind: 'wait', requeueAfterMs: POLL, reason: `detaching from ${I1}` }],
     ['auto, stuck detaching: forced', { detachStartedAt: NOW - 31_000 }, { instanceId: I1, state: 'detaching' }, { kind: 'detach', force: true, reason: `stuck detaching from ${I1} for 31000 ms: forcing` }],
@@ -194,6 +195,8 @@ describe('decide: failover steps', () => {
     ['attached to the target: place it there', { volumes: [volume({ instanceId: I2 })], placements: [placement(null, 5)] }, { kind: 'place', instanceId: I2, device: '/dev/xvdf', generation: 6, reason: `attached to ${I2}: placing it there` }],
     ['attached elsewhere: fail, never attach twice', { volumes: [volume({ instanceId: I3 })] }, { kind: 'fail', reason: `volume is attached to unexpected ${I3} (target ${I2}): refusing to attach twice` }],
     ['attach overdue: fail', { volumes: [volume({ instanceId: I2, state: 'attaching' })], now: NOW + 200_000 }, { kind: 'fail', reason: `attach to ${I2} did not finish within 120000 ms` }],
+    ['device in use on the target (EC2 mappings): another name', { volumes: [volume()], instances: [{ instanceId: I2, az: AZ, state: 'running', privateIp: null, devices: ['/dev/xvda', '/dev/sdf'], tags: {} }] },
+      { kind: 'advance', journal: expect.objectContaining({ step: 'attaching', toInstanceId: I2, device: '/dev/xvdg' }) as never, reason: `/dev/xvdf is in use on ${I2}: attaching as /dev/xvdg instead` }],
     ['target died (auto): choose again', { hosts: [host(I3)], volumes: [volume()] }, { kind: 'advance', journal: expect.objectContaining({ step: 'attaching', toInstanceId: I3 }) as never }],
   ])('attaching: %s', (_name, spec, expected) => {
     const d = decide(observed({ ...spec, journals: [attaching()] }), VOL);
@@ -231,5 +234,14 @@ describe('decide: failover steps', () => {
   it('a journal whose service was removed fails', () => {
     const d = decide(observed({ services: [], journals: [journal({ step: 'detaching' })] }), VOL);
     expect(d).toMatchObject({ kind: 'fail', reason: `service ${UNIT} was removed during the failover` });
+  });
+
+  it.each<[string, Partial<Parameters<typeof request>[0]>, number, Decision['kind']]>([
+    ['refused just now: kept for the CLI to read', { refusedReason: 'no', refusedAt: NOW - 1_000 }, NOW, 'noop'],
+    ['refused long ago: dropped so a new request can be made', { refusedReason: 'no', refusedAt: NOW - 30_000 }, NOW, 'dropRequest'],
+    ['refused without refusedAt: age from requestedAt', { refusedReason: 'no', requestedAt: NOW - 60_000 }, NOW, 'dropRequest'],
+  ])('refused request: %s', (_name, over, now, kind) => {
+    const d = decide(observed({ placements: [placement(I1)], reports: [report(I1, 'active', 1)], requests: [request(over)], now }), VOL);
+    expect(d.kind).toBe(kind);
   });
 });

@@ -2,7 +2,7 @@ import type { FailoverJournal, ManualRequest, Placement, ServiceRecord } from '.
 import type { VolumeAttachment, VolumeInfo } from '../ec2/types.js';
 import type { Decision } from './decision.js';
 import { isActiveJournal, reportKey, serviceOfVolume, type Observed } from './observed.js';
-import { chooseTarget, freeDevice, hostProblem } from './placement.js';
+import { chooseTarget, deviceTakenOnInstance, freeDevice, hostProblem } from './placement.js';
 import { advance, newJournal } from './state.js';
 
 /**
@@ -14,9 +14,12 @@ export function decide(o: Observed, volumeId: string): Decision {
   const service = serviceOfVolume(o, volumeId);
   const journal = o.journals.get(volumeId);
   const request = o.requests.get(volumeId);
+  if (request && request.refusedReason !== null && o.now - (request.refusedAt ?? request.requestedAt) >= o.config.refusedRequestKeepMs) {
+    return { kind: 'dropRequest', volumeId, requestId: request.requestId, reason: `dropping request ${request.requestId}, refused: ${request.refusedReason}` };
+  }
   if (isActiveJournal(journal)) {
     if (request && request.refusedReason === null && request.requestId !== journal.requestId) {
-      return refuse(volumeId, request, `a ${journal.kind} failover of ${volumeId} is already at step ${journal.step}`);
+      return refuse(o, volumeId, request, `a ${journal.kind} failover of ${volumeId} is already at step ${journal.step}`);
     }
     if (!service) return fail(o, journal, `service ${journal.unit} was removed during the failover`);
     const volume = o.volumes.get(volumeId);
@@ -24,7 +27,7 @@ export function decide(o: Observed, volumeId: string): Decision {
     return decideStep(o, journal, service, volume);
   }
   if (!service) {
-    if (request && request.refusedReason === null) return refuse(volumeId, request, `unknown service ${request.unit}: no services/ record for ${volumeId}`);
+    if (request && request.refusedReason === null) return refuse(o, volumeId, request, `unknown service ${request.unit}: no services/ record for ${volumeId}`);
     return { kind: 'noop', volumeId, reason: 'no service is registered on this volume' };
   }
   const volume = o.volumes.get(volumeId);
@@ -33,8 +36,8 @@ export function decide(o: Observed, volumeId: string): Decision {
   return decideSteady(o, service, volume, journal);
 }
 
-function refuse(volumeId: string, request: ManualRequest, reason: string): Decision {
-  return { kind: 'refuseRequest', volumeId, request: { ...request, refusedReason: reason }, reason: `refused request ${request.requestId}: ${reason}` };
+function refuse(o: Observed, volumeId: string, request: ManualRequest, reason: string): Decision {
+  return { kind: 'refuseRequest', volumeId, request: { ...request, refusedReason: reason, refusedAt: o.now }, reason: `refused request ${request.requestId}: ${reason}` };
 }
 
 function fail(o: Observed, journal: FailoverJournal, reason: string): Decision {
@@ -96,18 +99,18 @@ function decideSteady(o: Observed, service: ServiceRecord, volume: VolumeInfo, l
 /** A manual request and no failover running: validate it (refuse and change nothing), or start it. */
 function decideRequest(o: Observed, service: ServiceRecord, volume: VolumeInfo, request: ManualRequest): Decision {
   const { volumeId } = service;
-  if (request.unit !== service.unit) return refuse(volumeId, request, `unknown service ${request.unit}: ${volumeId} belongs to ${service.unit}`);
+  if (request.unit !== service.unit) return refuse(o, volumeId, request, `unknown service ${request.unit}: ${volumeId} belongs to ${service.unit}`);
   const holder = o.placements.get(volumeId)?.instanceId ?? attachmentOf(volume)?.instanceId ?? null;
   const target = request.toInstanceId;
   if (target !== null) {
-    if (target === holder) return refuse(volumeId, request, `${service.unit} already runs on ${target}`);
+    if (target === holder) return refuse(o, volumeId, request, `${service.unit} already runs on ${target}`);
     const host = o.hosts.get(target);
-    if (!host) return refuse(volumeId, request, `target ${target} is not live (no agent lease in etcd)`);
+    if (!host) return refuse(o, volumeId, request, `target ${target} is not live (no agent lease in etcd)`);
     const problem = hostProblem(o, service, volume.az, host);
-    if (problem !== null) return refuse(volumeId, request, `target ${target} ${problem}`);
+    if (problem !== null) return refuse(o, volumeId, request, `target ${target} ${problem}`);
   } else {
     const choice = chooseTarget(o, service, volume.az, new Set(holder === null ? [] : [holder]));
-    if (!choice.ok) return refuse(volumeId, request, choice.reason);
+    if (!choice.ok) return refuse(o, volumeId, request, choice.reason);
   }
   const note = `manual request ${request.requestId}${target ? ` to ${target}` : ''}${request.force ? ' (force allowed)' : ''}`;
   const journal = newJournal(
@@ -195,6 +198,10 @@ function decideDetaching(o: Observed, j: FailoverJournal, service: ServiceRecord
   const overdue = elapsed >= o.config.forceDetachAfterMs;
   switch (attachment.state) {
     case 'attached':
+      // Auto: `from` lost its lease, so it has fenced itself (its deadline is last keepalive + TTL − margin,
+      // before etcd could expire the lease) or is dead; nobody will unmount, so a graceful detach would
+      // only end up `busy`. Forcing at once saves a DetachVolume round and the detach latency.
+      if (j.kind === 'auto') return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detaching from fenced ${from} (forced)` };
       return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: mayForce && overdue, reason: `detaching from ${from}${mayForce && overdue ? ' (forced: overdue)' : ''}` };
     case 'busy':
       // Busy means the OS on `from` still has the device open. In an auto failover `from` has lost
@@ -271,6 +278,13 @@ function decideAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord
     return toAttaching(o, j, service, volume, `target ${target} is gone`);
   }
   if (o.now - j.stepStartedAt > o.config.attachTimeoutMs) return fail(o, j, `attach to ${target} did not finish within ${o.config.attachTimeoutMs} ms`);
+  if (deviceTakenOnInstance(o, target, j.device, j.volumeId)) {
+    // EC2 says the name is in use (InvalidDevice.InUse, or it shows in the instance's mappings): pick another.
+    const device = freeDevice(o, target);
+    if (device === null) return toAttaching(o, { ...j, toInstanceId: explicitTarget(j) ? target : null }, service, volume, `${j.device} is in use on ${target} and it has no other free device`);
+    const note = `${j.device} is in use on ${target}: attaching as ${device} instead`;
+    return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'attaching', o.now, note, { device }), reason: note };
+  }
   return { kind: 'attach', volumeId: j.volumeId, instanceId: target, device: j.device, reason: `attaching to ${target} as ${j.device}` };
 }
 

@@ -12,6 +12,8 @@ export type Decision =
   | { kind: 'wait'; volumeId: string; requeueAfterMs: number; reason: string }
   /** Begin a failover: persist its journal at `detected` (and drop the accepted request). */
   | { kind: 'startFailover'; volumeId: string; journal: FailoverJournal; deleteRequest: boolean; reason: string }
+  /** Delete a request refused a while ago, so that a new one can be made. */
+  | { kind: 'dropRequest'; volumeId: string; requestId: string; reason: string }
   /** Write `refusedReason` back into the request; nothing else changes. */
   | { kind: 'refuseRequest'; volumeId: string; request: ManualRequest; reason: string }
   /** Write a placement (adoption of a running volume, or the target at `starting`). */

@@ -1,7 +1,7 @@
 import type { Ec2Port, InstanceInfo } from '../ec2/types.js';
 import type { FailoverJournal, HostRecord, Placement } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
-import { act } from './act.js';
+import { act, DeviceTakenError, isThrottled } from './act.js';
 import { decide } from './decide.js';
 import { isMutation, type Decision } from './decision.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -25,6 +25,12 @@ export const LOOP_TIMING = {
   // 1 s then doubling to 15 s: retry a volume whose action failed without hammering a broken API.
   errorBackoffMs: 1_000,
   errorBackoffMaxMs: 15_000,
+  // 250 ms: a throttled call is simply looked at again; the EC2 layer's token bucket already spaces
+  // calls, so a long backoff here would only add latency on top of it (the 100-failover bench).
+  throttledRetryMs: 250,
+  // 30 s: a device name EC2 refused (InvalidDevice.InUse) stays marked taken at least until a fresh
+  // DescribeInstances (cached 5 s) can show it.
+  deviceTakenMs: 30_000,
   // 1 s: a volume locked by someone else (a snapshot run) is tried again soon.
   lockedRetryMs: 1_000,
   // 30 s between prunes of the events prefix, which keeps the newest `eventsKeep`.
@@ -57,6 +63,8 @@ export class FailoverLoop {
   private readonly backoff = new Map<string, { until: number; delayMs: number }>();
   private readonly knownHosts = new Map<string, HostRecord>();
   private instances: { at: number; map: Map<string, InstanceInfo> } = { at: -Infinity, map: new Map() };
+  /** Device names EC2 refused as in use, by instance id: merged into what DescribeInstances shows. */
+  private readonly takenDevices = new Map<string, Map<string, number>>();
   private lastResync = -Infinity;
   private lastPrune = -Infinity;
   private kicked = false;
@@ -76,8 +84,13 @@ export class FailoverLoop {
           delay = await this.tick();
         } catch (err) {
           if (signal.aborted) break;
-          this.opts.log.warn({ err }, 'controller tick failed; retrying');
-          delay = LOOP_TIMING.errorBackoffMs;
+          if (isThrottled(err)) {
+            this.opts.log.info({ err: (err as Error).message }, 'EC2 throttled the tick; looking again soon');
+            delay = LOOP_TIMING.throttledRetryMs;
+          } else {
+            this.opts.log.warn({ err }, 'controller tick failed; retrying');
+            delay = LOOP_TIMING.errorBackoffMs;
+          }
         }
         await this.sleep(Math.max(delay, LOOP_TIMING.minTickGapMs));
       }
@@ -172,15 +185,36 @@ export class FailoverLoop {
   }
 
   private async liveInstances(snap: StoreSnapshot, now: number): Promise<Map<string, InstanceInfo>> {
-    if (now - this.instances.at < LOOP_TIMING.instancesCacheMs) return this.instances.map;
-    const ids = [...snap.hosts.keys()].sort();
-    try {
-      this.instances = { at: now, map: ids.length > 0 ? await describeInstances(this.opts.ec2, ids, this.opts.signal) : new Map() };
-    } catch (err) {
-      // Device names then come from volume attachments and journals only; the attach fails loudly if one is taken.
-      this.opts.log.warn({ err }, 'DescribeInstances failed; choosing devices from what is known');
+    if (now - this.instances.at >= LOOP_TIMING.instancesCacheMs) {
+      const ids = [...snap.hosts.keys()].sort();
+      try {
+        this.instances = { at: now, map: ids.length > 0 ? await describeInstances(this.opts.ec2, ids, this.opts.signal) : new Map() };
+      } catch (err) {
+        // Device names then come from volume attachments and journals only; the attach fails loudly if one is taken.
+        this.opts.log.warn({ err }, 'DescribeInstances failed; choosing devices from what is known');
+      }
     }
-    return this.instances.map;
+    if (this.takenDevices.size === 0) return this.instances.map;
+    const merged = new Map(this.instances.map);
+    for (const [instanceId, devices] of this.takenDevices) {
+      for (const [device, at] of devices) if (now - at >= LOOP_TIMING.deviceTakenMs) devices.delete(device);
+      if (devices.size === 0) {
+        this.takenDevices.delete(instanceId);
+        continue;
+      }
+      const base = merged.get(instanceId);
+      const known = base?.devices ?? [];
+      merged.set(instanceId, { instanceId, az: base?.az ?? '', state: base?.state ?? 'running', privateIp: base?.privateIp ?? null, tags: base?.tags ?? {}, devices: [...known, ...devices.keys()] });
+    }
+    return merged;
+  }
+
+  /** EC2 refused `device` on `instanceId`: decide() sees it taken and moves the journal to another name. */
+  private markDeviceTaken(err: DeviceTakenError): void {
+    const devices = this.takenDevices.get(err.instanceId) ?? new Map<string, number>();
+    devices.set(err.device, this.opts.now());
+    this.takenDevices.set(err.instanceId, devices);
+    this.lastCall.delete(err.volumeId);
   }
 
   /** The same Attach/Detach call again before EC2 could show the first one's effect. */
@@ -209,6 +243,18 @@ export class FailoverLoop {
       .catch((err: unknown) => {
         if (opts.signal.aborted) return;
         opts.metrics.actionFailed();
+        if (err instanceof DeviceTakenError) {
+          this.markDeviceTaken(err);
+          log.warn({ instanceId: err.instanceId, device: err.device }, 'device name in use on the target: choosing another');
+          return;
+        }
+        if (isThrottled(err)) {
+          this.backoff.set(volumeId, { until: opts.now() + LOOP_TIMING.throttledRetryMs, delayMs: LOOP_TIMING.throttledRetryMs });
+          // A throttled Attach/Detach did not happen: let the next look issue it again at once.
+          this.lastCall.delete(volumeId);
+          log.info({ decision: d.kind }, 'EC2 throttled the call; looking again soon');
+          return;
+        }
         const delayMs = Math.min((this.backoff.get(volumeId)?.delayMs ?? LOOP_TIMING.errorBackoffMs / 2) * 2, LOOP_TIMING.errorBackoffMaxMs);
         this.backoff.set(volumeId, { until: opts.now() + delayMs, delayMs });
         log.warn({ err, decision: d.kind, retryInMs: delayMs }, 'action failed; will retry');

@@ -22,7 +22,8 @@ export function volumesNeedingWork(snap: StoreSnapshot, all: boolean): string[] 
     if (all || !healthy || isActiveJournal(snap.journals.get(volumeId)) || snap.requests.get(volumeId)?.refusedReason === null) out.add(volumeId);
   }
   for (const journal of snap.journals.values()) if (isActiveJournal(journal)) out.add(journal.volumeId);
-  for (const request of snap.requests.values()) if (request.refusedReason === null) out.add(request.volumeId);
+  // Refused ones too: they are deleted once the CLI has had time to read the reason.
+  for (const request of snap.requests.values()) out.add(request.volumeId);
   return [...out].sort();
 }
 
@@ -30,10 +31,26 @@ export function volumesNeedingWork(snap: StoreSnapshot, all: boolean): string[] 
 export async function describeVolumes(ec2: Ec2Port, volumeIds: string[], signal?: AbortSignal): Promise<Map<string, VolumeInfo>> {
   const out = new Map<string, VolumeInfo>();
   for (let i = 0; i < volumeIds.length; i += DESCRIBE_BATCH) {
-    const batch = volumeIds.slice(i, i + DESCRIBE_BATCH);
-    for (const v of await ec2.describeVolumes(batch, { signal })) out.set(v.volumeId, v);
+    let batch = volumeIds.slice(i, i + DESCRIBE_BATCH);
+    // EC2 fails the whole call on one unknown id (InvalidVolume.NotFound): drop that id and ask again.
+    while (batch.length > 0) {
+      try {
+        for (const v of await ec2.describeVolumes(batch, { signal })) out.set(v.volumeId, v);
+        break;
+      } catch (err) {
+        const missing = notFoundVolume(err);
+        if (missing === null || !batch.includes(missing)) throw err;
+        batch = batch.filter((v) => v !== missing);
+      }
+    }
   }
   return out;
+}
+
+function notFoundVolume(err: unknown): string | null {
+  if (typeof err !== 'object' || err === null || (err as Error).name !== 'VolumeNotFoundError') return null;
+  const volumeId = (err as { volumeId?: unknown }).volumeId;
+  return typeof volumeId === 'string' ? volumeId : null;
 }
 
 export async function describeInstances(ec2: Ec2Port, instanceIds: string[], signal?: AbortSignal): Promise<Map<string, InstanceInfo>> {

@@ -19,6 +19,8 @@ export interface DecideConfig {
   pollMs: number;
   /** After a failed failover, wait this long before an automatic one starts again (no hot retry loop). */
   retryFailedAfterMs: number;
+  /** A refused manual request is deleted this long after its refusal (the CLI has read the reason by then). */
+  refusedRequestKeepMs: number;
 }
 
 /** What one decision looks at: the cluster as read from etcd and EC2 at one instant. Immutable by convention. */
@@ -70,4 +72,7 @@ export const DEFAULT_DECIDE_CONFIG: DecideConfig = {
   pollMs: 250,
   // 30 s: a failure usually needs a human or a host to come back; retrying faster only adds EC2 calls.
   retryFailedAfterMs: 30_000,
+  // 30 s: `failover <unit>` follows the request by watch and prints the reason within milliseconds; the
+  // key must then go, since the CLI will not write a new request while one exists.
+  refusedRequestKeepMs: 30_000,
 };

@@ -27,6 +27,22 @@ function devicesOn(observed: Observed, instanceId: string): Set<string> {
   return used;
 }
 
+/**
+ * Whether EC2 shows `device` (or its sd/xvd twin) taken on `instanceId` by anything but `volumeId`:
+ * the instance's block device mappings, or another volume's attachment. Our own journals and
+ * placements are not counted, since the journal asking the question has promised itself that name.
+ */
+export function deviceTakenOnInstance(observed: Observed, instanceId: string, device: string, volumeId: string): boolean {
+  const letter = letterOf(device);
+  const same = (d: string): boolean => d === device || (letter !== null && letterOf(d) === letter);
+  if ((observed.instances.get(instanceId)?.devices ?? []).some(same)) return true;
+  for (const volume of observed.volumes.values()) {
+    if (volume.volumeId === volumeId) continue;
+    if (volume.attachments.some((a) => a.instanceId === instanceId && same(a.device))) return true;
+  }
+  return false;
+}
+
 export function freeDevice(observed: Observed, instanceId: string): string | null {
   const letters = new Set([...devicesOn(observed, instanceId)].map(letterOf).filter((l): l is string => l !== null));
   const letter = DEVICE_LETTERS.find((l) => !letters.has(l));

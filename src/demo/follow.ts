@@ -92,9 +92,14 @@ export class ClusterFollower {
     });
   }
 
-  /** The host whose agent reports the volume `active`, if any. */
-  activeHolder(volumeId: string): string | undefined {
-    for (const r of this.reports.values()) if (r.volumeId === volumeId && r.phase === 'active' && r.unitActive) return r.instanceId;
+  /**
+   * The host whose agent reports the volume `active`, if any; `except` skips a host (a killed host's
+   * last report stays in etcd until its lease expires).
+   */
+  activeHolder(volumeId: string, except?: string): string | undefined {
+    for (const r of this.reports.values()) {
+      if (r.volumeId === volumeId && r.instanceId !== except && r.phase === 'active' && r.unitActive) return r.instanceId;
+    }
     return undefined;
   }
 

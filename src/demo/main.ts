@@ -78,10 +78,7 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   await dead.agent.kill();
   out(formatEntry({ at: killedAt, source: 'demo', volumeId, instanceId: first, what: 'killed', detail: 'SIGKILL' }, phaseT0, cluster.names));
   const second = await guard(
-    follower.waitFor(`${unit} to become active on another host`, FAILOVER_TIMEOUT_MS, () => {
-      const holder = follower.activeHolder(volumeId);
-      return holder !== undefined && holder !== first ? holder : undefined;
-    }),
+    follower.waitFor(`${unit} to become active on another host`, FAILOVER_TIMEOUT_MS, () => follower.activeHolder(volumeId, first)),
   );
   out(`failover done: ${formatMilestones(milestones(follower.entries, killedAt, first), cluster.names)}`);
   const secondHost = hostOf(cluster, second);
@@ -93,7 +90,7 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   await guard(follower.waitFor(`${dead.name} to register again`, HOSTS_UP_TIMEOUT_MS, () => (follower.hosts.has(first) ? true : undefined)));
   out(`${dead.name} registered again after ${secs(Date.now() - phaseT0)} (agent pid ${dead.agent.pid ?? '-'})`);
   printEntries = false; // the CLI prints the steps of a manual failover itself
-  await cliOk(cluster, [unit, '--to', first], (line) => out(`  │ ${line}`));
+  await cliOk(cluster, [unit, '--to', first, '--timeout', String(FAILOVER_TIMEOUT_MS / 1000)], (line) => out(`  │ ${line}`));
   await guard(follower.waitFor(`${unit} to be active on ${dead.name}`, FAILOVER_TIMEOUT_MS, () => (follower.activeHolder(volumeId) === first ? true : undefined)));
   out(`${unit} is back on ${label(first)} after ${secs(Date.now() - phaseT0)}`);
 

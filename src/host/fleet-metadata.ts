@@ -44,9 +44,9 @@ function checkEntry(key: string, value: string): void {
 export function apiMetadata(client: FleetMetadataClient, machineId: string): MetadataPort {
   return {
     kind: 'api',
-    set: (key, value) => {
+    set: async (key, value) => {
       checkEntry(key, value);
-      return client.setMetadata(machineId, key, value);
+      await client.setMetadata(machineId, key, value);
     },
     remove: (key) => client.removeMetadata(machineId, key),
   };
@@ -155,9 +155,9 @@ export function dropinMetadata(opts: DropinMetadataOptions): MetadataPort & { cu
   return {
     kind: 'dropin',
     current,
-    set: (key, value) => {
+    set: async (key, value) => {
       checkEntry(key, value);
-      return update((m) => m.set(key, value));
+      await update((m) => m.set(key, value));
     },
     remove: (key) =>
       update((m) => {

@@ -143,6 +143,8 @@ export const ManualRequest = z.object({
   requestedAt: z.number().int(),
   /** Set by the controller when it refuses the request; the CLI prints it and exits 1. */
   refusedReason: z.string().nullable().default(null),
+  /** When the controller refused it; the controller deletes a refused request a while later (additive, C2). */
+  refusedAt: z.number().int().optional(),
 });
 export type ManualRequest = z.infer<typeof ManualRequest>;
 

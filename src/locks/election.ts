@@ -4,10 +4,23 @@ import { silentLogger, type Logger } from '../log/logger.js';
 import { endpointsOf, etcdCall } from './etcd.js';
 import { NotLeaderError, wrapEtcdError } from './errors.js';
 import { guardedTxn, type GuardedOps } from './txn.js';
-import { ttlSeconds } from './lease-ops.js';
+import { LeaseClock } from './lease-clock.js';
 
 /** The election's name under `<prefix>election/`; one controller election per keyspace. */
 const ELECTION_NAME = 'controller';
+
+/** etcd leases have whole-second TTLs; round up so the lease never lives shorter than asked. */
+function ttlSeconds(ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs / 1000));
+}
+
+/** Who leads, for status displays. */
+export interface LeaderInfo {
+  candidateId: string;
+  leaderKey: string;
+  /** The leader key's create revision (the term's fencing value). */
+  revision: string;
+}
 
 export interface CampaignOptions {
   candidateId: string;
@@ -47,18 +60,10 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
   const ttlMs = ttlSeconds(opts.ttlMs) * 1000;
   const margin = opts.stepDownMarginMs ?? Math.min(2_000, Math.floor(ttlMs / 4));
   const election = new Election(client.namespace(ks.prefix), ELECTION_NAME, ttlSeconds(opts.ttlMs));
-  const started = Date.now();
+  const clock = new LeaseClock(ttlMs);
   const cand = election.campaign(opts.candidateId);
-  const lease = leaseOf(cand);
-  // A keepalive renews the lease no earlier than when it was sent: track send times of successful ones.
-  let firedAt = started;
-  let lastRenewedAt = started;
-  lease.on('keepaliveFired', () => {
-    firedAt = Date.now();
-  });
-  lease.on('keepaliveSucceeded', () => {
-    lastRenewedAt = firedAt;
-  });
+  // etcd3's lease 'lost' fires only after 2 × TTL: track renewals ourselves to step down in time.
+  clock.attach(leaseOf(cand));
 
   const lost = new AbortController();
   let lostReason: string | null = null;
@@ -92,20 +97,24 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
     throw new NotLeaderError(opts.candidateId, leaderKey, lostReason ?? 'leader key vanished right after election');
   }
   const revision = String(kv.create_revision);
+  // etcd3's resign() revokes only on its first call: share that call so resign() really awaits the revoke.
+  let resigning: Promise<void> | null = null;
+  const resignOnce = (): Promise<void> => (resigning ??= cand.resign());
   const deposed = new AbortController();
   const depose = (reason: string): void => {
     if (deposed.signal.aborted) return;
     log.warn({ leaderKey, revision, reason }, 'leadership lost');
     deposed.abort(new NotLeaderError(opts.candidateId, leaderKey, reason));
     clearInterval(stepDownTimer);
+    clock.detach();
     void watcher.then((w) => w.cancel()).catch(() => undefined);
     // Our lease may still exist in etcd: revoke it so a successor need not wait for it to expire.
-    cand.resign().catch(() => undefined);
+    resignOnce().catch(() => undefined);
   };
   lost.signal.addEventListener('abort', () => depose(lostReason ?? 'lease lost'), { once: true });
   // 100 ms checks: the step-down margin is ≥ 250 ms, so the check itself cannot make us late.
   const stepDownTimer = setInterval(() => {
-    if (Date.now() >= lastRenewedAt + ttlMs - margin) depose(`no lease renewal since ${new Date(lastRenewedAt).toISOString()}`);
+    if (Date.now() >= clock.expiresAt() - margin) depose(`no lease renewal since ${new Date(clock.renewedAt).toISOString()}`);
   }, 100);
   const watcher = client.watch().key(leaderKey).startRevision(String(Number(res.header.revision) + 1)).create();
   watcher
@@ -138,15 +147,18 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
     putGuarded: (key, value) => txnGuarded({ puts: [{ key, value }] }),
     resign: async () => {
       depose('resigned');
-      await etcdCall(client, 'resign', () => cand.resign());
+      await etcdCall(client, 'resign', resignOnce);
     },
   };
 }
 
-/** Who leads now (the candidate id), or undefined. */
-export async function currentLeader(client: Etcd3, ks: Keyspace): Promise<string | undefined> {
-  const election = new Election(client.namespace(ks.prefix), ELECTION_NAME);
-  return etcdCall(client, 'read leader', () => election.leader());
+/** Who leads now, or null when nobody does. */
+export async function currentLeader(client: Etcd3, ks: Keyspace): Promise<LeaderInfo | null> {
+  const prefix = `${ks.electionPrefix()}/${ELECTION_NAME}/`;
+  const res = await etcdCall(client, 'read leader', () => client.getAll().prefix(prefix).sort('Create', 'Ascend').limit(1).exec());
+  const kv = res.kvs[0];
+  if (kv === undefined) return null;
+  return { candidateId: kv.value.toString(), leaderKey: kv.key.toString(), revision: String(kv.create_revision) };
 }
 
 /** Follows the leader for status displays: `observer.leader()`, 'change' events, `cancel()`. */

@@ -69,7 +69,7 @@ export function isEtcdUnavailable(err: unknown): boolean {
     err instanceof GRPCDeadlineExceededError ||
     err instanceof GRPCCancelledError ||
     isRecoverableError(err) ||
-    /ECONNREFUSED|No connection established|deadline|UNAVAILABLE|ETIMEDOUT|timed out/i.test(err.message)
+    /ECONNREFUSED|No connection established|deadline|UNAVAILABLE|ETIMEDOUT|timed out|no leader|leader changed|too many requests/i.test(err.message)
   );
 }
 

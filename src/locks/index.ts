@@ -9,7 +9,7 @@ export {
   wrapEtcdError,
 } from './errors.js';
 export { HostRegistrar, type HostRegistrarOptions, type FenceEvent, type RegisteredEvent } from './registrar.js';
-export { campaign, observeLeader, type CampaignOptions, type Leadership, type LeaderInfo } from './election.js';
+export { campaign, currentLeader, observeLeader, type CampaignOptions, type Leadership, type LeaderInfo } from './election.js';
 export { guardedTxn, type GuardedOps, type TxnCompare, type LeaderGuard } from './txn.js';
 export { acquireVolumeLock, tryAcquireVolumeLock, type VolumeLock, type VolumeLockOptions } from './volume-lock.js';
 export { PrefixWatch, type PrefixEvent, type PrefixWatchHandlers } from './watch.js';

@@ -1,13 +1,17 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import dbus from 'dbus-next';
 import { INIT_SCRIPT } from './sdhost-init.js';
+import { alive, isMountPoint, reapStaleHosts, run, STATE_PREFIX, unmountAndRemove, type HostRecord } from './sdhost-reap.js';
+
+export { makeVolumeImage, type VolumeImageOptions } from './sdhost-volume.js';
+export { reapStaleHosts } from './sdhost-reap.js';
 
 /**
  * Real systemd hosts for integration tests: systemd as PID 1 in its own pid/mount/uts/ipc/net/cgroup
@@ -87,27 +91,8 @@ function cgroupV2Root(): string {
   throw new Error('no cgroup v2 hierarchy (neither /sys/fs/cgroup nor /sys/fs/cgroup/unified)');
 }
 
-function run(cmd: string, args: string[]): void {
-  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
 
-function isMountPoint(path: string): boolean {
-  try {
-    execFileSync('mountpoint', ['-q', path]);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -159,17 +144,24 @@ process.once('exit', () => {
 export async function bootHost(name: string): Promise<SdHost> {
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) throw new Error(`bad host name ${name}`);
   const lower = ensureRootfs();
+  reapStaleHosts();
   const t0 = performance.now();
-  const stateDir = mkdtempSync(join(tmpdir(), `ebs-failover-sdhost-${name}-`));
+  const stateDir = mkdtempSync(join(tmpdir(), `${STATE_PREFIX}${name}-`));
   const upper = join(stateDir, 'upper');
   const work = join(stateDir, 'work');
   const merged = join(stateDir, 'merged');
   for (const d of [upper, work, merged]) mkdirSync(d);
   const cgroupDir = join(cgroupV2Root(), `ebs-failover-sdhost-${name}-${randomBytes(3).toString('hex')}`);
   const disks = new Map<string, string>();
+  const images = new Map<string, string>();
   let child: ChildProcess | undefined;
   let pid = 0;
   let stopped = false;
+  /** What reapStaleHosts() needs to clean up after a test process that died without stop(). */
+  const record = (): void => {
+    const rec: HostRecord = { ownerPid: process.pid, pid, cgroupDir, disks: [...disks].map(([devName, loop]) => ({ devName, loop, img: images.get(devName) ?? '' })) };
+    writeFileSync(join(stateDir, 'host.json'), JSON.stringify(rec));
+  };
 
   /** Synchronous teardown, shared by stop() and the exit hook. */
   const teardown = (): void => {
@@ -183,18 +175,7 @@ export async function bootHost(name: string): Promise<SdHost> {
       }
     }
     disks.clear();
-    for (const m of [join(merged, 'run'), merged]) {
-      // Lazy unmount: the namespace may still be dying and holding the mount for a moment.
-      if (isMountPoint(m)) run('umount', ['-l', m]);
-    }
-    if (existsSync(cgroupDir)) {
-      try {
-        execFileSync('find', [cgroupDir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', '+'], { stdio: 'ignore' });
-      } catch {
-        // cgroups of processes still exiting; the kernel frees them once empty
-      }
-    }
-    rmSync(stateDir, { recursive: true, force: true });
+    unmountAndRemove(stateDir, cgroupDir);
   };
   liveHosts.add(teardown);
 
@@ -210,6 +191,7 @@ export async function bootHost(name: string): Promise<SdHost> {
     writeFileSync(join(merged, 'var/lib/dbus/machine-id'), `${machineId}\n`);
     writeFileSync(join(merged, 'etc/hostname'), `${name}\n`);
     mkdirSync(cgroupDir);
+    record();
 
     child = spawn(
       'bash',
@@ -276,6 +258,8 @@ export async function bootHost(name: string): Promise<SdHost> {
         const { stdout } = await execFileP('losetup', ['-f', '--show', img]);
         const loop = stdout.trim();
         disks.set(devName, loop);
+        images.set(devName, img);
+        record();
         const { major, minor } = devNumbers(loop);
         await execFileP('mknod', ['-m', '660', inRoot(`dev/${devName}`), 'b', String(major), String(minor)]);
         return loop;
@@ -285,6 +269,8 @@ export async function bootHost(name: string): Promise<SdHost> {
         if (!loop) throw new Error(`${devName} is not attached to ${name}`);
         await rm(inRoot(`dev/${devName}`), { force: true });
         disks.delete(devName);
+        images.delete(devName);
+        record();
         await execFileP('losetup', ['-d', loop]);
       },
       async writeFile(pathInRoot, content) {
@@ -334,40 +320,4 @@ export async function bootHost(name: string): Promise<SdHost> {
     liveHosts.delete(teardown);
     throw err;
   }
-}
-
-export interface VolumeImageOptions {
-  /** Directory for the image file. */
-  dir: string;
-  /** File name of the image. */
-  fileName?: string;
-  /** Size in MiB (default 16: mkfs.ext4's smallest comfortable size, quick to create). */
-  sizeMiB?: number;
-  /** ext4 label (`mkfs.ext4 -L`). */
-  label?: string;
-  /** Files to put on the filesystem, path relative to its root → content. */
-  files?: Record<string, string>;
-  /** No filesystem at all (zeros): what a corrupt or never-formatted volume looks like. */
-  corrupt?: boolean;
-}
-
-/** A "volume": an image file, ext4 with a label and some files (mkfs.ext4 -d, nothing mounted here). */
-export async function makeVolumeImage(opts: VolumeImageOptions): Promise<string> {
-  const img = join(opts.dir, opts.fileName ?? `vol-${randomBytes(4).toString('hex')}.img`);
-  await execFileP('truncate', ['-s', `${opts.sizeMiB ?? 16}M`, img]);
-  if (opts.corrupt) return img;
-  const staging = mkdtempSync(join(opts.dir, 'staging-'));
-  try {
-    for (const [path, content] of Object.entries(opts.files ?? {})) {
-      const abs = join(staging, path);
-      await mkdir(dirname(abs), { recursive: true });
-      await writeFile(abs, content);
-    }
-    const args = ['-q', '-F', '-d', staging];
-    if (opts.label) args.push('-L', opts.label);
-    await execFileP('mkfs.ext4', [...args, img]);
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
-  return img;
 }

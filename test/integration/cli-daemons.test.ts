@@ -1,9 +1,12 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Keyspace } from '../../src/keyspace/index.js';
 import { startEc2Endpoint, type Ec2Endpoint } from '../../src/sim/ec2/index.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { eventually, freshKeyspace, startFailoverCli, type RunningCli } from '../fixtures/cli-harness.js';
+import { eventually, freshKeyspace, runFailoverCli, startFailoverCli, type RunningCli } from '../fixtures/cli-harness.js';
 
 let etcdServer: EtcdServer;
 let ec2: Ec2Endpoint;
@@ -38,6 +41,8 @@ describe('failover controller', () => {
     running.push(controller);
     const leader = await eventually(async () => (await candidates()).find((v) => v.includes('ctl-under-test')), 'the controller to campaign');
     expect(leader).toContain('ctl-under-test');
+    const status = await runFailoverCli(['status', '--json'], env());
+    expect((JSON.parse(status.stdout) as { leader: string | null }).leader).toBe('ctl-under-test');
     controller.signal('SIGTERM');
     const exit = await controller.exited;
     expect(exit.code, controller.output().stderr).toBe(0);
@@ -51,5 +56,46 @@ describe('failover controller', () => {
     const exit = await controller.exited;
     expect(exit.code).toBe(2);
     expect(controller.output().stderr).toContain('config error: controller.metricsListen: expected host:port');
+  });
+});
+
+describe('failover agent', () => {
+  const INSTANCE = 'i-0aaa1111bbbb2222c';
+
+  /** The agent with identity overrides (no IMDS) and systemd's in-memory stand-in (no real bus). */
+  function startAgent(stateDir: string): RunningCli {
+    const agent = startFailoverCli(['agent', '--instance-id', INSTANCE, '--az', 'us-east-1a', '--private-ip', '10.0.0.7', '--mode', 'systemd', '--device-root', stateDir, '--lease-state-file', join(stateDir, 'lease'), '--label', 'role=db'], {
+      ...env(),
+      EBS_FAILOVER_MACHINE_ID: 'b'.repeat(32),
+      EBS_FAILOVER_SYSTEMD_BUS: 'memory',
+      EBS_FAILOVER_LEASE_TTL_MS: '10000',
+    });
+    running.push(agent);
+    return agent;
+  }
+
+  async function hostLease(): Promise<string | undefined> {
+    const res = await client.getAll().prefix(ks.host(INSTANCE)).exec();
+    const kv = res.kvs.find((k) => k.key.toString() === ks.host(INSTANCE));
+    return kv ? kv.lease : undefined;
+  }
+
+  it('registers, and on SIGTERM exits 0 keeping its lease; a restart resumes the same lease', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ebs-failover-agent-'));
+    const first = startAgent(stateDir);
+    const lease = await eventually(hostLease, 'hosts/<instanceId> to be registered');
+    const record = JSON.parse((await client.get(ks.host(INSTANCE)).string()) ?? '{}') as { az: string; labels: Record<string, string>; machineId: string };
+    expect(record).toMatchObject({ az: 'us-east-1a', labels: { role: 'db' }, machineId: 'b'.repeat(32) });
+
+    first.signal('SIGTERM');
+    expect((await first.exited).code, first.output().stderr).toBe(0);
+    // Not revoked: the host stays registered (and its units untouched) through a quick restart.
+    expect(await hostLease()).toBe(lease);
+
+    const second = startAgent(stateDir);
+    await eventually(async () => (second.output().stderr.includes(INSTANCE) ? true : undefined), 'the restarted agent to start');
+    expect(await hostLease()).toBe(lease);
+    second.signal('SIGTERM');
+    expect((await second.exited).code).toBe(0);
   });
 });

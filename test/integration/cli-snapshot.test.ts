@@ -109,7 +109,7 @@ describe('failover snapshot', () => {
       const keysBefore = await dumpKeys(client, ks);
       const result = await cli(['snapshot', VOL_B, '--lock-wait', '1']);
       expect(result.code).toBe(0);
-      expect(result.stderr).toMatch(new RegExp(`lock on ${VOL_B} held by another operation \\(waited 1s\\); skipped`));
+      expect(result.stderr).toMatch(new RegExp(`lock on ${VOL_B} held by test-failover \\(waited 1s\\); skipped`));
       expect(snapshotsOf(VOL_B)).toHaveLength(before);
       expect(await dumpKeys(client, ks)).toEqual(keysBefore);
     } finally {

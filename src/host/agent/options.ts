@@ -42,8 +42,15 @@ export interface AgentOptions {
 
   /** Where device nodes appear (`/dev`, or a test directory). */
   deviceRoot: string;
+  /** Device root as the host's systemd sees it (default `/dev`); differs from `deviceRoot` only in tests. */
+  unitDeviceRoot?: string;
+  /**
+   * Where runtime drop-ins go (default `/run/systemd/system`; with `systemdBus: 'memory'` a private
+   * temp dir, so that an in-memory agent never writes into this machine's real systemd).
+   */
+  runDir?: string;
   /** A SystemdPort (src/host/systemd). When absent, one is opened from `systemdBus`. */
-  systemd?: import('../systemd/index.js').SystemdPort;
+  systemd?: import('../systemd/port.js').SystemdPort;
   /** D-Bus address of systemd (default: the system bus); `memory` selects the in-memory stand-in. */
   systemdBus?: string;
 

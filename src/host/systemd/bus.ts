@@ -65,3 +65,15 @@ export function variantValue(v: unknown): unknown {
 export function signalRule(iface: string, member: string, extra = ''): string {
   return `type='signal',sender='${SYSTEMD}',interface='${iface}',member='${member}'${extra}`;
 }
+
+/** `org.freedesktop.DBus.AddMatch(rule)`: ask the bus to route matching signals to us. */
+export function addMatchCall(rule: string): Message {
+  return new dbus.Message({
+    destination: 'org.freedesktop.DBus',
+    path: '/org/freedesktop/DBus',
+    interface: 'org.freedesktop.DBus',
+    member: 'AddMatch',
+    signature: 's',
+    body: [rule],
+  });
+}

@@ -9,7 +9,8 @@
  *   result `done`, returning the unit's state at that moment. Any other job result rejects with
  *   `UnitFailedError` (carrying the unit's `Result`, e.g. `exit-code`, and the job result, e.g.
  *   `failed` or `dependency`). No deadline → `UnitTimeoutError`; `signal` aborted → rejects with
- *   the signal's reason. On timeout/abort the job is cancelled, so nothing starts late.
+ *   the signal's reason. On timeout/abort of a start/restart a stop job replaces it (a cancelled
+ *   start job alone leaves an already running ExecStart going), so nothing comes up late.
  * - Stopping a unit stops the units that `Requires=` it (a service on top of a mount), as systemd does.
  */
 

@@ -1,0 +1,263 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { decodeRecord, AgentReport, keyspace as makeKeyspace, type Keyspace, type ServiceRecord } from '../../keyspace/index.js';
+import { HostRegistrar, PrefixMirror, type FenceEvent, type RegisteredEvent } from '../../locks/index.js';
+import { silentLogger, type Logger } from '../../log/logger.js';
+import { apiMetadata, noMetadata, type MetadataPort } from '../fleet-metadata.js';
+import { ServiceControl } from '../service.js';
+import { MemorySystemd } from '../systemd/memory.js';
+import type { SystemdPort } from '../systemd/port.js';
+import { fenceAll } from './fence.js';
+import { hostVolumes } from './host-volumes.js';
+import { DEFAULT_TIMEOUTS, type Agent, type AgentOptions, type AgentTimeouts, type FenceRecord } from './options.js';
+import type { VolumeOps } from './ports.js';
+import { Reconciler } from './reconciler.js';
+import { Reporter } from './reporter.js';
+import { isUp, systemdServiceName } from './unit-state.js';
+import { decodeServices, mirrorView } from './view.js';
+
+/**
+ * 2 s per metadata removal while fenced: fleet usually shares etcd's fate, and the removal is retried on
+ * recovery anyway; it must not hold up the 'fence' bookkeeping.
+ */
+const FENCE_METADATA_TIMEOUT_MS = 2_000;
+/** Between failed registrations at start (etcd down): short enough to come up promptly when it returns. */
+const REGISTER_RETRY_MS = 1_000;
+
+const ScalarOptions = z.object({
+  instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/),
+  az: z.string().min(1),
+  privateIp: z.string().min(1),
+  machineId: z.string().min(1),
+  leaseTtlMs: z.number().int().positive(),
+  fenceMarginMs: z.number().int().nonnegative(),
+  mode: z.enum(['fleet', 'systemd']),
+  deviceRoot: z.string().min(1),
+});
+
+export interface AgentExtras {
+  /** Device and mount steps; default: src/host/device.ts + src/host/mount.ts over `systemd`. */
+  volumes?: VolumeOps;
+}
+
+/** Runs the agent until `opts.signal` aborts, then leaves units running and the lease alive (SIGTERM). */
+export async function runAgent(opts: AgentOptions & AgentExtras): Promise<void> {
+  const agent = await startAgent(opts);
+  await new Promise<void>((resolve) => {
+    if (!opts.signal) return; // no signal: run for the life of the process
+    if (opts.signal.aborted) resolve();
+    else opts.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await agent.shutdown({ keepLease: true });
+}
+
+/**
+ * Starts the agent: registers the host under a lease, mirrors placements/ and services/, adopts what is
+ * already running, and reconciles. Self-fences when the registrar says renewals have failed too long.
+ */
+export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agent> {
+  ScalarOptions.parse(opts);
+  const log = (opts.log ?? silentLogger()).child({ component: 'agent', instanceId: opts.instanceId });
+  const ks: Keyspace = opts.keyspace ?? makeKeyspace(opts.prefix);
+  const timeouts: AgentTimeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const ownSystemd = opts.systemd === undefined;
+  const opened = opts.systemd ? { systemd: opts.systemd, runDir: opts.runDir } : await openSystemd(opts.systemdBus, opts.runDir, log);
+  const systemd = opened.systemd;
+  const metadata: MetadataPort = opts.metadata ?? (opts.fleet ? apiMetadata(opts.fleet, opts.machineId) : noMetadata());
+  const volumes =
+    opts.volumes ?? hostVolumes({
+      systemd,
+      deviceRoot: opts.deviceRoot,
+      // The in-memory systemd "mounts" the path as this process sees it.
+      unitDeviceRoot: opts.unitDeviceRoot ?? (opened.memory ? opts.deviceRoot : undefined),
+      runDir: opened.runDir,
+      log,
+    });
+
+  const registrar = new HostRegistrar({
+    client: opts.etcd,
+    ks,
+    record: {
+      instanceId: opts.instanceId,
+      az: opts.az,
+      privateIp: opts.privateIp,
+      machineId: opts.machineId,
+      agentVersion: opts.agentVersion ?? '0.0.0',
+      labels: opts.labels ?? {},
+    },
+    ttlMs: opts.leaseTtlMs,
+    fenceMarginMs: opts.fenceMarginMs,
+    leaseStateFile: opts.leaseStateFile,
+    log,
+  });
+  const placements = new PrefixMirror(opts.etcd, ks.placementsPrefix(), log);
+  const services = new PrefixMirror(opts.etcd, ks.servicesPrefix(), log);
+  const reporter = new Reporter(registrar, ks, opts.instanceId, log);
+  const view = mirrorView(ks, placements, services, log);
+  const reconciler = new Reconciler(
+    { instanceId: opts.instanceId, mode: opts.mode, systemd, service: new ServiceControl(systemd, opts.mode), volumes, metadata, reporter, timeouts, log },
+    view,
+  );
+
+  const fences: FenceRecord[] = [];
+  let started = false;
+  let stopping = false;
+  /** The fence in progress or awaiting etcd; `claimed` once a recovery handler took it over. */
+  let fence: { done: Promise<string[]>; claimed: boolean } | null = null;
+
+  const onFence = (event: FenceEvent): void => {
+    if (fence || stopping) return;
+    const startedAt = Date.now();
+    reconciler.pause('host fenced');
+    const all = decodeServices(ks, services, log);
+    const held = new Set(reconciler.heldVolumeIds());
+    const done = fenceAll({ systemd, metadata, log, stopTimeoutMs: timeouts.stopMs, metadataTimeoutMs: FENCE_METADATA_TIMEOUT_MS }, all, startedAt).then((record) => {
+      fences.push(record);
+      log.warn({ ...event, stoppedMs: record.stoppedAt - startedAt }, 'fenced; waiting for etcd');
+      return all.filter((s) => held.has(s.volumeId)).map((s) => s.volumeId);
+    });
+    fence = { done, claimed: false };
+  };
+
+  const onRegistered = async (event: RegisteredEvent): Promise<void> => {
+    if (!started || stopping) return;
+    const current = fence;
+    if (current && !current.claimed) {
+      current.claimed = true;
+      const fencedVolumes = await current.done;
+      // Report against the generation each volume was held for; the controller reads 'fenced' as "stopped here".
+      await Promise.all(
+        fencedVolumes.map((volumeId) => {
+          const last = reporter.lastReport(volumeId);
+          const service = view.service(volumeId, last?.unit);
+          if (!service) return undefined;
+          return reporter.report({ volumeId, unit: service.unit, generation: last?.generation ?? view.placement(volumeId)?.generation ?? 0, phase: 'fenced', mountActive: false, unitActive: false });
+        }),
+      );
+      reconciler.forgetAfterFence(fencedVolumes);
+      fence = null;
+      reconciler.resume();
+      log.info({ leaseId: event.leaseId, resumed: event.resumed, volumeIds: fencedVolumes }, 'etcd back after fence; reconciling again');
+    }
+    await reporter.flush(true);
+    reconciler.kickAll();
+  };
+
+  registrar.on('fence', onFence);
+  // 'registered' (a new lease) and 'recovered' (etcd back, same or new lease) both mean: etcd is usable.
+  const afterRegistration = (event: RegisteredEvent): void =>
+    void onRegistered(event).catch((err: unknown) => log.error({ err }, 'post-registration step failed'));
+  registrar.on('registered', afterRegistration);
+  registrar.on('recovered', afterRegistration);
+  registrar.on('error', (err) => log.error({ err }, 'registrar error'));
+
+  await registerUntilUp(registrar, log, opts.signal);
+  await Promise.all([placements.start(), services.start()]);
+  const definedUnits = new Set<string>();
+  const defineUnits = (): void => {
+    if (opened.memory) defineMemoryUnits(opened.memory, decodeServices(ks, services, log), definedUnits);
+  };
+  defineUnits();
+  await adopt(opts.etcd, ks, opts.instanceId, systemd, decodeServices(ks, services, log), reconciler, log);
+  placements.on('change', (change) => {
+    if (change === 'reset') reconciler.kickAll();
+    else for (const key of change) reconciler.kick(ks.tail(key, ks.placementsPrefix()));
+  });
+  services.on('change', () => {
+    defineUnits();
+    reconciler.kickAll();
+  });
+  started = true;
+  reconciler.kickAll();
+  log.info({ mode: opts.mode, metadata: metadata.kind }, 'agent started');
+
+  return {
+    fences,
+    held: () => reconciler.held(),
+    idle: () => reconciler.idle(),
+    shutdown: async ({ keepLease = true } = {}) => {
+      if (stopping) return;
+      stopping = true;
+      reconciler.pause('agent shutting down');
+      await reconciler.idle();
+      await Promise.all([placements.stop(), services.stop()]);
+      await registrar.stop({ revoke: !keepLease });
+      if (ownSystemd) await systemd.close();
+      log.info({ keepLease }, 'agent stopped; units and mounts left as they are');
+    },
+  };
+}
+
+async function openSystemd(
+  busAddress: string | undefined,
+  runDir: string | undefined,
+  log: Logger,
+): Promise<{ systemd: SystemdPort; runDir: string | undefined; memory?: MemorySystemd }> {
+  if (busAddress === 'memory') {
+    const dir = runDir ?? (await mkdtemp(join(tmpdir(), 'ebs-failover-agent-run-')));
+    const memory = new MemorySystemd({ runDir: dir });
+    return { systemd: memory, runDir: dir, memory };
+  }
+  const { DbusSystemd } = await import('../systemd/dbus.js');
+  return { systemd: await DbusSystemd.connect({ ...(busAddress ? { busAddress } : {}), log }), runDir };
+}
+
+/**
+ * The in-memory systemd (demo, `systemdBus: 'memory'`) only knows units defined in code: define each
+ * service's mount unit and its service unit (`Requires=` the mount), as the unit files would.
+ */
+function defineMemoryUnits(memory: MemorySystemd, services: readonly ServiceRecord[], defined: Set<string>): void {
+  for (const service of services) {
+    // Only new units: redefining a mount would drop the `What=` it read from its drop-in.
+    if (!defined.has(service.mountUnit)) memory.defineUnit({ name: service.mountUnit });
+    const unit = systemdServiceName(service.unit);
+    if (!defined.has(unit)) memory.defineUnit({ name: unit, requires: [service.mountUnit] });
+    defined.add(service.mountUnit).add(unit);
+  }
+}
+
+/**
+ * Registration must succeed before anything is managed (reports need the lease). While etcd is down at
+ * start, keep trying rather than exit: an exiting agent would be restarted into the same situation.
+ */
+async function registerUntilUp(registrar: HostRegistrar, log: Logger, signal: AbortSignal | undefined): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await registrar.start();
+      return;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      log.warn({ err, attempt }, 'cannot register with etcd yet; retrying');
+      await new Promise((r) => setTimeout(r, REGISTER_RETRY_MS));
+    }
+  }
+}
+
+/**
+ * After a restart the agent takes over what its previous run held: volumes its earlier reports (still
+ * alive under a resumed lease) show as not released, and services whose unit or mount is up here.
+ * Nothing is stopped here; the reconciler then keeps or releases each according to its placement.
+ */
+async function adopt(
+  etcd: AgentOptions['etcd'],
+  ks: Keyspace,
+  instanceId: string,
+  systemd: SystemdPort,
+  services: ServiceRecord[],
+  reconciler: Reconciler,
+  log: Logger,
+): Promise<void> {
+  const reports = await etcd.getAll().prefix(ks.statusOfHostPrefix(instanceId)).strings();
+  for (const [key, raw] of Object.entries(reports)) {
+    const report = decodeRecord(AgentReport, key, raw, log);
+    if (report && report.phase !== 'released') reconciler.markHeld(report.volumeId, report.unit);
+  }
+  await Promise.all(
+    services.map(async (service) => {
+      const [unit, mount] = await Promise.all([systemd.unitState(systemdServiceName(service.unit)), systemd.unitState(service.mountUnit)]);
+      if (isUp(unit.activeState) || isUp(mount.activeState)) reconciler.markHeld(service.volumeId, service.unit);
+    }),
+  );
+}
