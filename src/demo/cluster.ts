@@ -99,15 +99,12 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
   };
   try {
     const { startEtcd } = await load<EtcdHelper>('../../test/helpers/etcd.js', 'the etcd helper');
-    const etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
-    cleanups.push(() => etcd.stop());
-
-    const ec2 = await startEc2Endpoint({ latencies: EC2_LATENCIES, throttle: { enabled: true } });
-    cleanups.push(() => ec2.close());
-
     const fleetSocket = join(dir, 'fleet.sock');
-    const fleet = await startFleetServer({ socketPath: fleetSocket });
-    cleanups.push(() => fleet.close());
+    const [etcd, ec2, fleet] = await Promise.all([
+      startEtcd({ dataDir: join(dir, 'etcd') }).then((server) => (cleanups.push(() => server.stop()), server)),
+      startEc2Endpoint({ latencies: EC2_LATENCIES, throttle: { enabled: true } }).then((endpoint) => (cleanups.push(() => endpoint.close()), endpoint)),
+      startFleetServer({ socketPath: fleetSocket }).then((server) => (cleanups.push(() => server.close()), server)),
+    ]);
 
     const configFile = join(dir, 'config.json');
     await writeFile(
@@ -120,9 +117,13 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
         agent: { mode: 'systemd', fleetSocket },
       }),
     );
+    // Children's temp files (the in-memory systemd's run dir, …) land in our dir, removed with it.
+    const childTmp = join(dir, 'tmp');
+    await mkdir(childTmp);
     // The loopback EC2 endpoint takes any credentials; IMDS is never consulted (identity is given).
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      TMPDIR: childTmp,
       EBS_FAILOVER_CONFIG: configFile,
       AWS_ACCESS_KEY_ID: 'demo',
       AWS_SECRET_ACCESS_KEY: 'demo',

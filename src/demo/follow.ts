@@ -5,8 +5,11 @@ import type { FleetState } from '../sim/fleet/index.js';
 import { checkAttachmentHistory, HoldTracker, type SafetyViolation } from './safety.js';
 import { entryKey, fromAttachment, fromEvent, fromJournal, fromMetadataChange, fromReport, type TimelineEntry } from './timeline.js';
 
-/** The simulators have no change feed; their logs are read this often (cheap: an index into an array). */
-const SIM_LOG_POLL_MS = 100;
+/**
+ * The simulators have no change feed; their logs are read this often. 20 ms keeps their lines in
+ * order with the etcd ones in the live output, and a poll is only a length check.
+ */
+const SIM_LOG_POLL_MS = 20;
 
 export interface FollowedSims {
   ec2: Ec2Sim;

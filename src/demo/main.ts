@@ -2,8 +2,8 @@ import { Etcd3 } from 'etcd3';
 import { keyspace } from '../keyspace/index.js';
 import { startDemoCluster, type DemoCluster, type DemoHost } from './cluster.js';
 import { ClusterFollower } from './follow.js';
-import type { CliResult } from './proc.js';
-import { formatEntry, formatMilestones, milestones, type TimelineEntry } from './timeline.js';
+import { compactLogLine, type CliResult } from './proc.js';
+import { formatEntry, formatMilestones, isEchoOfJournal, milestones, type TimelineEntry } from './timeline.js';
 
 /**
  * `npm run demo`: one machine, one minute. A real etcd, the EC2 endpoint, the fleet stand-in, four
@@ -42,8 +42,10 @@ function phase(title: string): void {
 
 async function cliOk(cluster: DemoCluster, args: string[], onLine?: (line: string) => void): Promise<CliResult> {
   out(`$ failover ${args.join(' ')}`);
+  const t = Date.now();
   const res = await guard(cluster.cli(args, onLine ? { onLine } : {}));
   if (!onLine) for (const line of res.stdout.trimEnd().split('\n')) if (line) out(`  ${line}`);
+  out(`  (exit ${res.code}, ${secs(Date.now() - t)})`);
   if (res.code !== 0) throw new Error(`failover ${args.join(' ')} exited ${res.code}: ${res.stderr.trim().split('\n').slice(-5).join(' | ')}`);
   return res;
 }
@@ -70,6 +72,8 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   printEntries = true;
   await cliOk(cluster, ['service', 'add', unit, '--mount-unit', 'data-postgres.mount', '--mount-point', '/data/postgres', '--metadata-key', 'postgres', '--label', 'role=db']);
   const first = await guard(follower.waitFor(`${unit} to become active`, PLACED_TIMEOUT_MS, () => follower.activeHolder(volumeId)));
+  // The controller closes the placement's journal once it has seen the report: kill only after that.
+  await guard(follower.waitFor(`the controller to finish placing ${unit}`, PLACED_TIMEOUT_MS, () => (follower.journals.get(volumeId)?.step === 'done' ? true : undefined)));
   out(`${unit} active on ${label(first)} after ${secs(Date.now() - phaseT0)}`);
 
   const dead = hostOf(cluster, first);
@@ -83,21 +87,21 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   out(`failover done: ${formatMilestones(milestones(follower.entries, killedAt, first), cluster.names)}`);
   const secondHost = hostOf(cluster, second);
   if (secondHost.az !== dead.az) throw new Error(`${unit} moved across AZs: ${dead.az} → ${secondHost.az}`);
+  // The host boots while the status table is printed (agent start-up takes a few seconds).
+  dead.agent.start();
   await cliOk(cluster, ['status']);
 
   phase(`3. ${dead.name} comes back; move ${unit} back by hand`);
-  dead.agent.start();
   await guard(follower.waitFor(`${dead.name} to register again`, HOSTS_UP_TIMEOUT_MS, () => (follower.hosts.has(first) ? true : undefined)));
-  out(`${dead.name} registered again after ${secs(Date.now() - phaseT0)} (agent pid ${dead.agent.pid ?? '-'})`);
-  printEntries = false; // the CLI prints the steps of a manual failover itself
+  out(`${dead.name} registered again (agent pid ${dead.agent.pid ?? '-'})`);
   await cliOk(cluster, [unit, '--to', first, '--timeout', String(FAILOVER_TIMEOUT_MS / 1000)], (line) => out(`  │ ${line}`));
   await guard(follower.waitFor(`${unit} to be active on ${dead.name}`, FAILOVER_TIMEOUT_MS, () => (follower.activeHolder(volumeId) === first ? true : undefined)));
   out(`${unit} is back on ${label(first)} after ${secs(Date.now() - phaseT0)}`);
 
+  printEntries = false;
   phase('4. snapshot');
   await cliOk(cluster, ['snapshot', unit]);
   await cliOk(cluster, ['snapshot', 'list', unit]);
-  await cliOk(cluster, ['status']);
 
   const violations = [...follower.tracker.violations, ...follower.attachmentViolations()];
   if (violations.length > 0) throw new Error(`safety: ${violations.map((v) => v.what).join('; ')}`);
@@ -123,7 +127,8 @@ async function main(): Promise<number> {
     const sims = { ec2: cluster.ec2.sim, fleet: cluster.fleet.state, machines: cluster.machines, metadataVolumes };
     follower = new ClusterFollower(etcd, keyspace(), sims, {
       onEntry: (e: TimelineEntry) => {
-        if (printEntries && e.at >= phaseT0 - 1_000) out(formatEntry(e, phaseT0, names));
+        if (!printEntries || e.at < phaseT0 - 1_000 || isEchoOfJournal(e, follower?.entries ?? [])) return;
+        out(formatEntry(e, phaseT0, names));
       },
       onViolation: (v) => fatal(new Error(`safety: ${v.what}`)),
     });
@@ -136,7 +141,7 @@ async function main(): Promise<number> {
     out(`demo FAILED after ${secs(Date.now() - started)}: ${(err as Error).message}`);
     for (const d of cluster ? [cluster.controller, ...cluster.hosts.map((h) => h.agent)] : []) {
       out(`--- last lines of ${d.name} (${d.logFile})`);
-      for (const line of await d.logTail(8)) out(`  ${line.slice(0, 400)}`);
+      for (const line of await d.logTail(8)) out(`  ${compactLogLine(line).slice(0, 300)}`);
     }
     return 1;
   } finally {

@@ -127,3 +127,28 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, opts: { 
     });
   });
 }
+
+/**
+ * A pino JSON line as `HH:MM:SS.mmm LEVEL msg key=value…` (ids and the error message only), so the
+ * tails printed on failure are readable; other lines are returned as they are.
+ */
+export function compactLogLine(line: string): string {
+  let rec: unknown;
+  try {
+    rec = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (typeof rec !== 'object' || rec === null || !('msg' in rec)) return line;
+  const r = rec as Record<string, unknown>;
+  const level = typeof r.level === 'number' ? (PINO_LEVELS[r.level] ?? String(r.level)) : '?';
+  const time = typeof r.time === 'number' ? new Date(r.time).toISOString().slice(11, 23) : '';
+  const ids = ['volumeId', 'instanceId', 'unit', 'step']
+    .filter((k) => typeof r[k] === 'string')
+    .map((k) => `${k}=${String(r[k])}`);
+  const err = r.err as { message?: unknown } | undefined;
+  if (typeof err?.message === 'string') ids.push(`err="${err.message}"`);
+  return [time, level, String(r.msg), ...ids].filter((p) => p !== '').join(' ');
+}
+
+const PINO_LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };

@@ -10,6 +10,7 @@ import {
   fromJournal,
   fromMetadataChange,
   fromReport,
+  isEchoOfJournal,
   mergeEntries,
   milestones,
   type TimelineEntry,
@@ -98,14 +99,16 @@ describe('sources → entries', () => {
 });
 
 describe('mergeEntries', () => {
-  it('sorts by time, drops exact duplicates and journal steps an event already describes', () => {
-    const event: TimelineEntry = { at: T0 + 3020, source: 'ctrl', volumeId: VOL, instanceId: DEAD, what: 'detected', detail: 'lease gone' };
+  it('sorts by time, drops exact duplicates and controller events that echo a journal step', () => {
+    const echo: TimelineEntry = { at: T0 + 3020, source: 'ctrl', volumeId: VOL, instanceId: DEAD, what: 'detected', detail: 'lease gone' };
+    const action: TimelineEntry = { at: T0 + 3510, source: 'ctrl', volumeId: VOL, instanceId: DEAD, what: 'detach', detail: 'forced' };
     const ec2: TimelineEntry = { at: T0 + 5500, source: 'ec2', volumeId: VOL, instanceId: DEAD, what: 'detached', detail: '/dev/xvdf' };
-    const merged = mergeEntries([ec2, ...fromJournal(journal()), event, ...fromJournal(journal())]);
+    const merged = mergeEntries([ec2, ...fromJournal(journal()), echo, action, ...fromJournal(journal())]);
     expect(merged.map((e) => `${e.source}:${e.what}`)).toEqual([
-      'ctrl:detected',
+      'journal:detected',
       'journal:fencing',
       'journal:detaching',
+      'ctrl:detach',
       'ec2:detached',
       'journal:attaching',
       'journal:starting',
@@ -113,9 +116,11 @@ describe('mergeEntries', () => {
     ]);
   });
 
-  it('keeps a journal step whose event is far away in time (a different transition)', () => {
+  it('keeps an event far away in time from the journal step (a different transition)', () => {
     const event: TimelineEntry = { at: T0 + 60_000, source: 'ctrl', volumeId: VOL, instanceId: DEAD, what: 'detected' };
     expect(mergeEntries([...fromJournal(journal()), event]).filter((e) => e.what === 'detected')).toHaveLength(2);
+    expect(isEchoOfJournal(event, fromJournal(journal()))).toBe(false);
+    expect(isEchoOfJournal({ ...event, at: T0 + 4_000 }, fromJournal(journal()))).toBe(true);
   });
 
   it('keeps arrival order for equal times', () => {

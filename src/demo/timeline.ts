@@ -91,17 +91,20 @@ export function entryKey(e: TimelineEntry): string {
 }
 
 /**
- * Sorted by time, duplicates removed, and journal steps dropped when a controller event for the same
- * step is near (the event carries the reason, which says more).
+ * Whether `e` is a controller event that only echoes a journal step among `others`: every journal
+ * write comes with an event for the step it entered, and printing both says the same thing twice.
+ * Events for actions that are not steps (`attach`, `detach`, …) are never echoes.
  */
+export function isEchoOfJournal(e: TimelineEntry, others: readonly TimelineEntry[]): boolean {
+  return e.source === 'ctrl' && others.some((j) => j.source === 'journal' && j.volumeId === e.volumeId && j.what === e.what && Math.abs(j.at - e.at) <= SAME_TRANSITION_MS);
+}
+
+/** Sorted by time, duplicates removed, and controller events that echo a journal step dropped. */
 export function mergeEntries(entries: readonly TimelineEntry[]): TimelineEntry[] {
   const unique = new Map<string, TimelineEntry>();
   for (const e of entries) unique.set(entryKey(e), e);
   const all = [...unique.values()];
-  const events = all.filter((e) => e.source === 'ctrl');
-  const kept = all.filter(
-    (e) => e.source !== 'journal' || !events.some((ev) => ev.volumeId === e.volumeId && ev.what === e.what && Math.abs(ev.at - e.at) <= SAME_TRANSITION_MS),
-  );
+  const kept = all.filter((e) => !isEchoOfJournal(e, all));
   // Stable for equal times: the input order (arrival order) breaks ties.
   return kept.map((e, i) => ({ e, i })).sort((a, b) => a.e.at - b.e.at || a.i - b.i).map(({ e }) => e);
 }

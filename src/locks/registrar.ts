@@ -9,6 +9,8 @@ import { LeaseClock } from './lease-clock.js';
 
 /** 10 s: a dead host is noticed within ~10 s, while a GC pause or a slow etcd round trip is not mistaken for death. */
 export const DEFAULT_HOST_TTL_MS = 10_000;
+/** First retry after a failed renewal: quick enough to try another member well within the margin. */
+const RETRY_FIRST_MS = 100;
 
 export interface HostRegistrarOptions {
   client: Etcd3;
@@ -61,6 +63,8 @@ export class HostRegistrar extends EventEmitter<Events> {
   private loopTimer: NodeJS.Timeout | null = null;
   private fenceTimer: NodeJS.Timeout | null = null;
   private fencedNow = false;
+  /** Consecutive failed renewals. */
+  private failures = 0;
   private readonly log: Logger;
 
   constructor(private readonly opts: HostRegistrarOptions) {
@@ -201,8 +205,10 @@ export class HostRegistrar extends EventEmitter<Events> {
 
   private schedule(): void {
     if (!this.running) return;
-    // Every TTL/3, as etcd's own clients do: two renewals can fail before the margin is reached.
-    this.loopTimer = setTimeout(() => void this.tick(), this.ttlMs / 3);
+    // Every TTL/3, as etcd's own clients do. After a failure, retry soon (100 ms doubling, at most
+    // TTL/3): the next call goes to another member, so losing one member never costs a whole period.
+    const delay = this.failures === 0 ? this.ttlMs / 3 : Math.min(RETRY_FIRST_MS * 2 ** (this.failures - 1), this.ttlMs / 3);
+    this.loopTimer = setTimeout(() => void this.tick(), delay);
   }
 
   private async tick(): Promise<void> {
@@ -212,6 +218,7 @@ export class HostRegistrar extends EventEmitter<Events> {
       const sentAt = Date.now();
       const ttl = await this.keepaliveOnce(leaseId);
       if (!this.running) return;
+      this.failures = 0;
       if (ttl > 0) {
         this.clock.renewed(sentAt);
         this.armFence();
@@ -222,6 +229,7 @@ export class HostRegistrar extends EventEmitter<Events> {
         if (this.fencedNow) this.recover(ev);
       }
     } catch (err) {
+      this.failures += 1;
       this.log.warn({ err, lastRenewedAt: this.clock.renewedAt }, 'host lease renewal failed');
     } finally {
       this.schedule();

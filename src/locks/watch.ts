@@ -93,22 +93,25 @@ export class PrefixWatch {
       this.retryMs = RETRY_FIRST_MS;
     });
     watcher.on('data', (res: IWatchResponse) => this.apply(watcher, res));
+    // Only the first of 'disconnected'/'error' for a watcher acts: the other finds it already dropped.
     watcher.on('disconnected', (err: Error) => {
       this.log.debug({ prefix: this.prefix, err: err.message }, 'watch disconnected; resuming from last revision');
-      void this.drop(watcher).then(() => this.backoff());
+      void this.drop(watcher).then((dropped) => dropped && this.backoff());
     });
     watcher.on('error', (err: Error) => {
       // etcd3 reports a compacted start revision (and any server-side cancel) only this way.
       this.log.info({ prefix: this.prefix, err: err.message, from }, 'watch canceled; re-listing the prefix');
-      void this.drop(watcher).then(() => this.relist());
+      void this.drop(watcher).then((dropped) => dropped && this.relist());
     });
   }
 
-  private async drop(watcher: Watcher): Promise<void> {
-    if (this.watcher !== watcher) return;
+  /** Detaches `watcher` if it is the current one; false when another path already did. */
+  private async drop(watcher: Watcher): Promise<boolean> {
+    if (this.watcher !== watcher) return false;
     this.watcher = null;
     watcher.removeAllListeners('data');
     await watcher.cancel().catch(() => undefined);
+    return true;
   }
 
   private async relist(): Promise<void> {

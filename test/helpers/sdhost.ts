@@ -1,14 +1,14 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import dbus from 'dbus-next';
 import { INIT_SCRIPT } from './sdhost-init.js';
-import { alive, isMountPoint, reapStaleHosts, run, STATE_PREFIX, unmountAndRemove, type HostRecord } from './sdhost-reap.js';
+import { alive, reapStaleHosts, run, STATE_PREFIX, unmountAndRemove, type HostRecord } from './sdhost-reap.js';
 
 export { makeVolumeImage, type VolumeImageOptions } from './sdhost-volume.js';
 export { reapStaleHosts } from './sdhost-reap.js';

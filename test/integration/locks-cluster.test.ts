@@ -32,7 +32,7 @@ describe('3-member etcd cluster: one member down changes nothing, two down fail 
 
   it('keeps reads, writes, election and host liveness through the loss of one member, fails typed without quorum, recovers', async () => {
     const ks = keyspace(`/t-cluster-${Date.now()}/`);
-    const log = silentLogger();
+    const log = process.env.H3DEBUG ? (await import('../../src/log/logger.js')).createLogger('t', 'info') : silentLogger();
     const registrar = new HostRegistrar({
       client,
       ks,

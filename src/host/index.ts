@@ -1,0 +1,2 @@
+export { runAgent, startAgent } from './agent/index.js';
+export type { Agent, AgentOptions } from './agent/index.js';
