@@ -32,7 +32,7 @@ const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, fatalPromise]);
 let phaseT0 = started;
 let printEntries = false;
 /** fleet metadata key → volume, so a removal in the fleet log can be shown against its volume. */
-let metadataVolumes = new Map<string, string>();
+const metadataVolumes = new Map<string, string>();
 
 function phase(title: string): void {
   phaseT0 = Date.now();
@@ -123,7 +123,6 @@ async function main(): Promise<number> {
     cluster = await guard(startDemoCluster({ onDaemonExit: (err) => fatal(err) }));
     etcd = new Etcd3({ hosts: cluster.etcdEndpoint });
     const names = cluster.names;
-    metadataVolumes = new Map<string, string>();
     const sims = { ec2: cluster.ec2.sim, fleet: cluster.fleet.state, machines: cluster.machines, metadataVolumes };
     follower = new ClusterFollower(etcd, keyspace(), sims, {
       onEntry: (e: TimelineEntry) => {

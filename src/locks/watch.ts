@@ -58,7 +58,8 @@ export class PrefixWatch {
     if (this.timer) clearTimeout(this.timer);
     const w = this.watcher;
     this.watcher = null;
-    if (w) await w.cancel().catch(() => undefined);
+    // Not awaited for the same reason as in drop(): a cancel can wait forever on a dead watcher.
+    if (w) void w.cancel().catch(() => undefined);
   }
 
   private async list(): Promise<void> {
@@ -96,21 +97,23 @@ export class PrefixWatch {
     // Only the first of 'disconnected'/'error' for a watcher acts: the other finds it already dropped.
     watcher.on('disconnected', (err: Error) => {
       this.log.debug({ prefix: this.prefix, err: err.message }, 'watch disconnected; resuming from last revision');
-      void this.drop(watcher).then((dropped) => dropped && this.backoff());
+      if (this.drop(watcher)) this.backoff();
     });
     watcher.on('error', (err: Error) => {
       // etcd3 reports a compacted start revision (and any server-side cancel) only this way.
       this.log.info({ prefix: this.prefix, err: err.message, from }, 'watch canceled; re-listing the prefix');
-      void this.drop(watcher).then((dropped) => dropped && this.relist());
+      if (this.drop(watcher)) void this.relist();
     });
   }
 
   /** Detaches `watcher` if it is the current one; false when another path already did. */
-  private async drop(watcher: Watcher): Promise<boolean> {
+  private drop(watcher: Watcher): boolean {
     if (this.watcher !== watcher) return false;
     this.watcher = null;
     watcher.removeAllListeners('data');
-    await watcher.cancel().catch(() => undefined);
+    // Not awaited: etcd3's cancel() of a watcher the server already cancelled (compaction) waits for
+    // a 'connected' that never comes.
+    void watcher.cancel().catch(() => undefined);
     return true;
   }
 

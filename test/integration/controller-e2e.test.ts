@@ -32,10 +32,13 @@ function expectSafe(s: Scenario, deaths: ReadonlyMap<string, number> = new Map()
   }
 }
 
+/** The first placement (an auto failover from nowhere) has finished and the unit runs. */
 async function placedAndRunning(s: Scenario): Promise<string> {
   const service = s.services[0];
   if (!service) throw new Error('no service');
-  return s.waitRunning(service.unit, () => true);
+  const holder = await s.waitRunning(service.unit, () => true);
+  await until(async () => (await s.journal(service.volumeId))?.step === 'done', 30_000, 'initial placement done');
+  return holder;
 }
 
 describe('controller end to end', () => {
@@ -55,6 +58,7 @@ describe('controller end to end', () => {
     const activeAt = Date.now();
 
     expect(s.hosts.find((h) => h.instanceId === second)?.az).toBe(AZ);
+    await until(async () => (await s.journal(service.volumeId))?.step === 'done', 30_000, 'failover done');
     const journal = await s.journal(service.volumeId);
     expect(journal).toMatchObject({ kind: 'auto', step: 'done', fromInstanceId: first, toInstanceId: second });
     const at = (step: string): number => journal?.history.find((e) => e.step === step)?.at ?? NaN;
@@ -85,12 +89,13 @@ describe('controller end to end', () => {
     const blocked = await s.journal(service.volumeId);
     expect(blocked?.blockedReason).toContain(`no live host in ${AZ} can take ${service.unit}`);
     // Never attached across AZs: the volume stays detached while blocked.
-    expect(world.ec2.sim.volume(service.volumeId)?.attachment).toBeUndefined();
+    expect(world.ec2.sim.volume(service.volumeId)?.attachment ?? null).toBeNull();
     expect(world.ec2.sim.history.filter((e) => e.volumeId === service.volumeId && e.state === 'attaching').map((e) => e.instanceId)).toEqual([first]);
 
     const joined = await s.addHost(AZ, { index: 9 });
     const holder = await s.waitRunning(service.unit, (h) => h === joined.instanceId);
     expect(holder).toBe(joined.instanceId);
+    await until(async () => (await s.journal(service.volumeId))?.step === 'done', 30_000, 'failover done');
     expect(await s.journal(service.volumeId)).toMatchObject({ step: 'done', toInstanceId: joined.instanceId });
     expectSafe(s, new Map([[first, killedAt]]));
   });
@@ -156,7 +161,6 @@ describe('controller end to end', () => {
     const service = s.services[0] as (typeof s.services)[number];
     const first = await placedAndRunning(s);
     const crossAz = s.hosts.find((h) => h.az === OTHER_AZ)?.instanceId as string;
-    await until(async () => (await s.journal(service.volumeId))?.step === 'done', 30_000, 'initial placement done');
     const placementBefore = await s.placement(service.volumeId);
     const journalBefore = await s.journal(service.volumeId);
     const historyBefore = world.ec2.sim.history.length;
