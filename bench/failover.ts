@@ -8,6 +8,7 @@
 import { AWS_THROTTLE_DEFAULTS, Ec2Sim } from '../src/sim/ec2/index.js';
 import type { Ec2Port, InstanceInfo, VolumeInfo } from '../src/ec2/types.js';
 import { FailoverLoop } from '../src/controller/loop.js';
+import { RateLimiter } from '../src/ec2/token-bucket.js';
 import { MemoryLocks, MemoryStore } from '../src/controller/memory.js';
 import { ControllerMetrics } from '../src/controller/metrics.js';
 import { DEFAULT_DECIDE_CONFIG } from '../src/controller/observed.js';
@@ -35,9 +36,15 @@ class ThrottledError extends Error {
   override readonly name = 'RequestLimitExceeded';
 }
 
-/** Ec2Port over the simulator's model, drawing from AWS's token buckets like the HTTP endpoint does. */
+/**
+ * Ec2Port over the simulator's model, drawing from AWS's token buckets like the HTTP endpoint does.
+ * Like src/ec2 (createEc2), calls first queue on a client-side RateLimiter with the same rates, so
+ * the controller waits for a token instead of being throttled by EC2 and retrying.
+ */
 function simPort(sim: Ec2Sim, throttled: { count: number }): Ec2Port {
-  const admit = (category: 'describeFiltered' | 'mutating'): void => {
+  const limiter = new RateLimiter({ mutating: THROTTLE.buckets.mutating, describe: THROTTLE.buckets.describeFiltered });
+  const admit = async (category: 'describeFiltered' | 'mutating'): Promise<void> => {
+    await limiter.take(category === 'mutating' ? 'mutating' : 'describe');
     if (!sim.throttle.admit(category)) {
       throttled.count += 1;
       throw new ThrottledError(`throttled (${category})`);
@@ -53,16 +60,16 @@ function simPort(sim: Ec2Sim, throttled: { count: number }): Ec2Port {
     throw new Error('not used by the controller');
   };
   return {
-    describeVolumes: async (ids) => (admit('describeFiltered'), ids.flatMap(info)),
-    describeInstances: async (ids) => (admit('describeFiltered'), ids.flatMap((id): InstanceInfo[] => {
+    describeVolumes: async (ids) => (await admit('describeFiltered'), ids.flatMap(info)),
+    describeInstances: async (ids) => (await admit('describeFiltered'), ids.flatMap((id): InstanceInfo[] => {
       const i = sim.instance(id);
       // Like EC2's block device mappings: the root device plus every attached volume's device.
       const devices = ['/dev/xvda', ...sim.state().volumes.flatMap((v) => (v.attachment?.instanceId === id ? [v.attachment.device] : []))];
       return i ? [{ instanceId: id, az: i.az, state: 'running', privateIp: null, devices, tags: {} }] : [];
     })),
     findInstances: unused,
-    attachVolume: async (volumeId, instanceId, device) => void (admit('mutating'), sim.attachVolume(volumeId, instanceId, device)),
-    detachVolume: async (volumeId, instanceId, force) => void (admit('mutating'), sim.detachVolume({ volumeId, instanceId, force })),
+    attachVolume: async (volumeId, instanceId, device) => void (await admit('mutating'), sim.attachVolume(volumeId, instanceId, device)),
+    detachVolume: async (volumeId, instanceId, force) => void (await admit('mutating'), sim.detachVolume({ volumeId, instanceId, force })),
     waitAttached: unused, waitAvailable: unused, detachAndWait: unused,
     stopInstance: async () => undefined,
     createSnapshot: unused, listSnapshots: unused, deleteSnapshot: unused, tagResources: unused, untagResources: unused,
@@ -117,7 +124,7 @@ async function scenario(hosts: number, volumesPerHost: number, dying: number): P
 
   const abort = new AbortController();
   const loop = new FailoverLoop({
-    store, ec2: simPort(sim, throttled), locks: new MemoryLocks(), metrics: new ControllerMetrics(), log: process.env.BENCH_DEBUG ? createLogger("bench", "info") : silentLogger(), now: Date.now,
+    store, ec2: simPort(sim, throttled), locks: new MemoryLocks(), metrics: new ControllerMetrics(), log: process.env.BENCH_DEBUG ? createLogger('bench', 'info') : silentLogger(), now: Date.now,
     signal: abort.signal, parallelism: 32, config: { ...DEFAULT_DECIDE_CONFIG, forceDetachAfterMs: 60_000 },
   });
   const running = loop.run();

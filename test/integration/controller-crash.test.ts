@@ -54,7 +54,8 @@ async function crashAt(name: string, step: FailoverStep, trigger: (s: Scenario, 
   const target = journal?.toInstanceId as string;
   expect(target).not.toBe(first);
   await s.waitRunning(service.unit, (h) => h === target);
-  expect(standby.lines.some((l) => l.includes('"persisted":"done"'))).toBe(true);
+  // The standby wrote `done` (its stdout line may trail the etcd write by a moment).
+  await until(() => standby.lines.some((l) => l.includes('"persisted":"done"')), 10_000, 'standby persisted done');
   expect(doubleAttachments(world.ec2.sim.history, service.volumeId)).toEqual([]);
   expect(overlaps(activeIntervals(readLedger(s.ledger), service.unit, deaths))).toEqual([]);
 }

@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyspace } from '../../src/keyspace/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { EtcdUnavailableError, HostRegistrar, campaign, connectEtcd, isEtcdUnavailable, type FenceEvent, type Leadership } from '../../src/locks/index.js';
+import { EtcdUnavailableError, HostRegistrar, campaign, connectEtcd, etcdCall, isEtcdUnavailable, type FenceEvent, type Leadership } from '../../src/locks/index.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { until } from '../fixtures/locks-procs.js';
 
@@ -32,7 +32,7 @@ describe('3-member etcd cluster: one member down changes nothing, two down fail 
 
   it('keeps reads, writes, election and host liveness through the loss of one member, fails typed without quorum, recovers', async () => {
     const ks = keyspace(`/t-cluster-${Date.now()}/`);
-    const log = process.env.H3DEBUG ? (await import('../../src/log/logger.js')).createLogger('t', 'info') : silentLogger();
+    const log = silentLogger();
     const registrar = new HostRegistrar({
       client,
       ks,
@@ -66,7 +66,7 @@ describe('3-member etcd cluster: one member down changes nothing, two down fail 
     m1.kill('SIGKILL');
     await m1.exited();
     const put = client.put(key).value('no-quorum').options({ deadline: Date.now() + WRITE_DEADLINE_MS });
-    const err = await import('../../src/locks/index.js').then(({ etcdCall }) => etcdCall(client, 'test put', () => put.exec())).then(
+    const err = await etcdCall(client, 'test put', () => put.exec()).then(
       () => null,
       (e: unknown) => e,
     );

@@ -24,7 +24,7 @@ describe('prefix watch / PrefixMirror (real etcd behind a loopback proxy)', () =
     const proxy = new TcpProxy(etcd.clientPort);
     const endpoint = await proxy.start();
     const client = connectEtcd({ endpoints: [endpoint] });
-    const mirror = new PrefixMirror(client, prefix, process.env.H3DEBUG ? (await import('../../src/log/logger.js')).createLogger('t', 'debug') : silentLogger());
+    const mirror = new PrefixMirror(client, prefix, silentLogger());
     const changes: MirrorChange[] = [];
     mirror.on('change', (c) => changes.push(c));
     await mirror.start();
