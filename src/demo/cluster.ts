@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { startEc2Endpoint, type Ec2Endpoint } from '../sim/ec2/index.js';
 import { startFleetServer, type FleetServer } from '../sim/fleet/index.js';
 import { Daemon, runCli, type CliResult, type DaemonExitedError } from './proc.js';
+import { startEtcd } from './etcd-server.js';
 
 /**
  * Starts and stops the demo's pieces on this machine: a real etcd (the test helper), the EC2 endpoint
@@ -34,22 +35,6 @@ const EC2_LATENCIES = { attachMs: 1_500, detachMs: 2_000, snapshotMs: 3_000, sto
  */
 const MEMORY_SYSTEMD_ENV = { EBS_FAILOVER_SYSTEMD_BUS: 'memory' } as const;
 
-/** The subset of test/helpers/etcd.ts the demo uses (loaded by path: it lives outside src/). */
-interface EtcdServer {
-  endpoint: string;
-  stop(): Promise<void>;
-}
-interface EtcdHelper {
-  startEtcd(opts?: { dataDir?: string }): Promise<EtcdServer>;
-}
-
-async function load<T>(path: string, what: string): Promise<T> {
-  try {
-    return (await import(path)) as T;
-  } catch (err) {
-    throw new Error(`${what} is not available (${path}): ${(err as Error).message}`, { cause: err });
-  }
-}
 
 export interface DemoHost {
   name: string;
@@ -98,7 +83,6 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   try {
-    const { startEtcd } = await load<EtcdHelper>('../../test/helpers/etcd.js', 'the etcd helper');
     const fleetSocket = join(dir, 'fleet.sock');
     const [etcd, ec2, fleet] = await Promise.all([
       startEtcd({ dataDir: join(dir, 'etcd') }).then((server) => (cleanups.push(() => server.stop()), server)),
