@@ -1,6 +1,6 @@
 import { keyspace } from '../keyspace/index.js';
 import { PrefixMirror, acquireVolumeLock, campaign } from '../locks/index.js';
-import { silentLogger, type Logger } from '../log/logger.js';
+import { silentLogger } from '../log/logger.js';
 import { EtcdStore, volumeLocks } from './etcd-store.js';
 import { FailoverLoop } from './loop.js';
 import { ControllerMetrics, serveMetrics } from './metrics.js';

@@ -114,4 +114,28 @@ describe('FailoverLoop against in-memory fakes', () => {
     controller.abort();
     await running;
   });
+
+  it('device name in use on the target (InvalidDevice.InUse): attaches under another name', async () => {
+    const { store, ec2, controller, running } = setup(1, 2);
+    ec2.failures.push({ prefix: `AttachVolume ${vol(1)} ${inst(2)} /dev/xvdf`, error: Object.assign(new Error('device in use'), { name: 'DeviceInUseError', code: 'InvalidDevice.InUse' }) });
+    store.removeHost(inst(1));
+    await until(() => store.journals.get(vol(1))?.step === 'done');
+    expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${vol(1)}`))).toEqual([`AttachVolume ${vol(1)} ${inst(2)} /dev/xvdf`, `AttachVolume ${vol(1)} ${inst(2)} /dev/xvdg`]);
+    expect(store.placements.get(vol(1))).toMatchObject({ instanceId: inst(2), device: '/dev/xvdg' });
+    controller.abort();
+    await running;
+  });
+
+  it('throttled EC2 calls are looked at again (no failed failover, the call is reissued)', async () => {
+    const { store, ec2, metrics, controller, running } = setup(1, 2);
+    const throttled = (): Error => Object.assign(new Error('slow down'), { name: 'RequestLimitExceededError', code: 'RequestLimitExceeded' });
+    ec2.failures.push({ prefix: `DetachVolume ${vol(1)}`, error: throttled() }, { prefix: `AttachVolume ${vol(1)}`, error: throttled() });
+    store.removeHost(inst(1));
+    await until(() => store.journals.get(vol(1))?.step === 'done');
+    expect(ec2.calls.filter((c) => c.startsWith(`DetachVolume ${vol(1)}`))).toHaveLength(2);
+    expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${vol(1)}`))).toHaveLength(2);
+    expect(metrics.render()).toContain('ebs_failover_failovers_total{kind="auto",outcome="done"} 1');
+    controller.abort();
+    await running;
+  });
 });

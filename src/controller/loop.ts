@@ -140,15 +140,21 @@ export class FailoverLoop {
       opts.store.pruneEvents(opts.eventsKeep ?? 500).catch((err: unknown) => opts.log.warn({ err }, 'pruning events failed'));
     }
 
-    const ids = volumesNeedingWork(snap, all).filter((v) => !this.inflight.has(v) && (this.backoff.get(v)?.until ?? 0) <= now);
-    if (ids.length === 0) return LOOP_TIMING.idleTickMs;
+    let backoffEnds: number = LOOP_TIMING.idleTickMs;
+    const ids = volumesNeedingWork(snap, all).filter((v) => {
+      const until = this.backoff.get(v)?.until ?? 0;
+      // Wake when the first backoff ends, not at the next idle tick.
+      if (until > now) backoffEnds = Math.min(backoffEnds, until - now);
+      return !this.inflight.has(v) && until <= now;
+    });
+    if (ids.length === 0) return backoffEnds;
     const volumes = await describeVolumes(opts.ec2, ids, opts.signal);
     const instances = await this.liveInstances(snap, now);
 
     // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
     const journals = new Map(snap.journals);
     const placements = new Map(snap.placements);
-    let next: number = LOOP_TIMING.idleTickMs;
+    let next: number = backoffEnds;
     for (const volumeId of ids) {
       const observed = buildObserved({ now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.knownHosts, volumes, instances });
       const decision = decide(observed, volumeId);

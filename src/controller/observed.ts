@@ -3,7 +3,7 @@ import type { InstanceInfo, VolumeInfo } from '../ec2/types.js';
 
 /** Knobs of the decision core; all durations in ms. */
 export interface DecideConfig {
-  /** A graceful detach still unfinished after this long is forced (auto failovers, or manual with force). */
+  /** A detach still unfinished after this long is forced (stuck `detaching`, or manual with force); auto forces at once. */
   forceDetachAfterMs: number;
   /** How long the target agent has to report `active` for the new generation before the failover fails. */
   reportTimeoutMs: number;

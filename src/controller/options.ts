@@ -30,7 +30,10 @@ export interface ControllerOptions {
   candidateId: string;
   /** Election lease TTL; default 10 s (a dead leader is replaced within about this long). */
   electionTtlMs?: number;
-  /** Graceful detach of a dead host's volume is forced after this long (config default 30 s). */
+  /**
+   * A manual failover with `force` forces a still-busy detach after this long, and any detach stuck in
+   * `detaching` is forced after it (config default 30 s). Auto failovers force at once: the old host is fenced.
+   */
   forceDetachAfterMs: number;
   /** Failovers run concurrently up to this many. */
   parallelism: number;

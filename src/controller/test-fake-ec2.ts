@@ -11,6 +11,8 @@ export class FakeEc2 implements Ec2Port {
   /** Volumes whose device the OS holds open: a graceful detach stays `busy`. */
   readonly inUse = new Set<string>();
   readonly calls: string[] = [];
+  /** Errors thrown once each by the next call whose log line starts with `prefix`. */
+  readonly failures: { prefix: string; error: Error }[] = [];
   constructor(private readonly latency = { attachMs: 30, detachMs: 30 }) {}
 
   addVolume(volumeId: string, az: string, attachedTo?: string): void {
@@ -27,6 +29,16 @@ export class FakeEc2 implements Ec2Port {
     return v;
   }
 
+  private call(line: string): void {
+    this.calls.push(line);
+    const i = this.failures.findIndex((f) => line.startsWith(f.prefix));
+    const failure = this.failures[i];
+    if (failure) {
+      this.failures.splice(i, 1);
+      throw failure.error;
+    }
+  }
+
   async describeVolumes(ids: string[]): Promise<VolumeInfo[]> {
     this.calls.push(`DescribeVolumes ${ids.length}`);
     return ids.flatMap((id) => (this.volumes.has(id) ? [structuredClone(this.vol(id))] : []));
@@ -41,7 +53,7 @@ export class FakeEc2 implements Ec2Port {
   }
 
   async attachVolume(volumeId: string, instanceId: string, device: string): Promise<void> {
-    this.calls.push(`AttachVolume ${volumeId} ${instanceId}`);
+    this.call(`AttachVolume ${volumeId} ${instanceId} ${device}`);
     const v = this.vol(volumeId);
     if (v.attachments.length > 0) throw new IncorrectStateError(`${volumeId} is in use`);
     v.attachments = [{ instanceId, device, state: 'attaching' }];
@@ -52,7 +64,7 @@ export class FakeEc2 implements Ec2Port {
   }
 
   async detachVolume(volumeId: string, instanceId: string, force: boolean): Promise<void> {
-    this.calls.push(`DetachVolume ${volumeId} ${instanceId}${force ? ' force' : ''}`);
+    this.call(`DetachVolume ${volumeId} ${instanceId}${force ? ' force' : ''}`);
     const v = this.vol(volumeId);
     const a = v.attachments[0];
     if (!a || a.instanceId !== instanceId) throw new IncorrectStateError(`${volumeId} not attached to ${instanceId}`);
