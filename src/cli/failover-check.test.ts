@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FailoverJournal, HostRecord, Placement, ServiceRecord } from '../keyspace/index.js';
+import type { FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/index.js';
 import { RefusedError } from './errors.js';
 import { checkManualFailover, type ManualFailoverAsk } from './failover-check.js';
 import type { ClusterState, Stored } from './state.js';
@@ -57,7 +57,17 @@ function refusal(state: ClusterState, a: ManualFailoverAsk): string {
   return 'accepted';
 }
 
+function request(refusedReason: string | null): ManualRequest {
+  return { requestId: 'r1', unit: `postgres@${VOL_A}`, volumeId: VOL_A, toInstanceId: HOST_2, force: false, requestedAt: 1, refusedReason };
+}
+
 describe('checkManualFailover', () => {
+  it('a refused request left in etcd does not block a new one', () => {
+    const state = cluster();
+    state.requests.set(VOL_A, stored('r', request('target i-0222222222222222a conflicts')));
+    expect(checkManualFailover(state, ask(HOST_3)).map((h) => h.instanceId)).toEqual([HOST_3]);
+  });
+
   it('accepts a live, same-AZ, conflict-free target', () => {
     expect(checkManualFailover(cluster(), ask(HOST_3)).map((h) => h.instanceId)).toEqual([HOST_3]);
   });
@@ -87,6 +97,7 @@ describe('checkManualFailover', () => {
       /already holds postgres@vol-0bbb/,
     ],
     ['no eligible host', (s) => s.hosts.delete(HOST_3), null, /no live host in us-east-1a can take/],
+    ['pending request', (s) => s.requests.set(VOL_A, stored('r', request(null))), HOST_3, /already requested and is not picked up yet/],
   ])('refuses: %s', (_name, mutate, to, message) => {
     const state = cluster();
     mutate(state);

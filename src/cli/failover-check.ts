@@ -45,7 +45,9 @@ export function checkManualFailover(state: ClusterState, ask: ManualFailoverAsk)
   if (isInProgress(journal)) {
     throw new RefusedError(`a ${journal?.kind} failover of ${volumeId} is already at step ${journal?.step}`, { unit, volumeId });
   }
-  if (state.requests.has(volumeId)) throw new RefusedError(`a failover of ${volumeId} was already requested and is not picked up yet`, { unit, volumeId });
+  // A refused request is history (the controller drops it a little later): it must not block a new one.
+  const pending = state.requests.get(volumeId)?.value;
+  if (pending && pending.refusedReason === null) throw new RefusedError(`a failover of ${volumeId} was already requested and is not picked up yet`, { unit, volumeId });
 
   if (ask.toInstanceId !== null) {
     const target = state.hosts.get(ask.toInstanceId)?.value;

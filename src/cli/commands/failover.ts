@@ -49,10 +49,11 @@ export async function requestFailover(session: Session, unit: string, opts: Fail
   checkManualFailover(state, { unit, volumeId, toInstanceId, volumeAz: volume.az });
 
   const request: ManualRequest = { requestId: randomUUID(), unit, volumeId, toInstanceId, force: opts.force ?? false, requestedAt: Date.now(), refusedReason: null };
-  // Written only if nothing we checked has changed since the read: no request, same journal and
+  // Written only if nothing we checked has changed since the read: no pending request (or the same
+  // refused one we may replace), same journal and
   // service, and the target still holds its lease.
   let txn = etcd
-    .if(ks.request(volumeId), 'Create', '==', 0)
+    .if(ks.request(volumeId), 'Mod', '==', state.requests.get(volumeId)?.modRevision ?? '0')
     .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
     .and(ks.service(unit), 'Mod', '==', state.services.get(unit)?.modRevision ?? '0');
   if (toInstanceId) txn = txn.and(ks.host(toInstanceId), 'Create', '>', 0);
