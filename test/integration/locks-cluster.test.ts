@@ -6,8 +6,12 @@ import { EtcdUnavailableError, HostRegistrar, campaign, connectEtcd, etcdCall, i
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { until } from '../fixtures/locks-procs.js';
 
-/** 3 s: a leader or host must survive the ~1 s etcd leader election that follows losing one member. */
-const TTL_MS = 3_000;
+/**
+ * 5 s (renewals every ~1.7 s, fence at 4 s): a host must survive losing one member, which costs a
+ * keepalive that times out on the dead member plus etcd's own leader election (~1 s, slower on a loaded
+ * 2-core CI machine). With 3 s the two together could use up the whole 2 s before the fence.
+ */
+const TTL_MS = 5_000;
 /** Writes without quorum are bounded so the test does not wait for etcd's own request timeout (~7 s). */
 const WRITE_DEADLINE_MS = 2_000;
 
