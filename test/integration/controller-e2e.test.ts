@@ -41,15 +41,23 @@ async function placedAndRunning(s: Scenario): Promise<string> {
   return holder;
 }
 
+/**
+ * One service on the hosts `addHosts` starts, a leading controller, and the service's first placement
+ * done and running: the common start of every test here.
+ */
+async function runningScenario<T>(name: string, addHosts: (s: Scenario) => Promise<T>) {
+  const s = (scenario = new Scenario(world, name));
+  await s.addServices(1);
+  const hosts = await addHosts(s);
+  await s.startController().ready();
+  const service = s.services[0] as (typeof s.services)[number];
+  const first = await placedAndRunning(s);
+  return { s, service, first, hosts };
+}
+
 describe('controller end to end', () => {
   it('SIGKILL of the holding agent: the unit runs on another host in the same AZ', async () => {
-    const s = (scenario = new Scenario(world, 'kill'));
-    await s.addServices(1);
-    await Promise.all([s.addHost(AZ), s.addHost(AZ), s.addHost(OTHER_AZ)]);
-    const controller = s.startController();
-    await controller.ready();
-    const service = s.services[0] as (typeof s.services)[number];
-    const first = await placedAndRunning(s);
+    const { s, service, first } = await runningScenario('kill', (s) => Promise.all([s.addHost(AZ), s.addHost(AZ), s.addHost(OTHER_AZ)]));
 
     const victim = s.hosts.find((h) => h.instanceId === first);
     victim?.proc.kill('SIGKILL');
@@ -74,13 +82,7 @@ describe('controller end to end', () => {
   });
 
   it('no healthy host in the AZ: blocked with the reason, never cross-AZ; a host joining unblocks it', async () => {
-    const s = (scenario = new Scenario(world, 'blocked'));
-    await s.addServices(1);
-    await Promise.all([s.addHost(AZ), s.addHost(OTHER_AZ)]);
-    const controller = s.startController();
-    await controller.ready();
-    const service = s.services[0] as (typeof s.services)[number];
-    const first = await placedAndRunning(s);
+    const { s, service, first } = await runningScenario('blocked', (s) => Promise.all([s.addHost(AZ), s.addHost(OTHER_AZ)]));
     expect(s.hosts.find((h) => h.instanceId === first)?.az).toBe(AZ);
 
     s.hosts.find((h) => h.instanceId === first)?.proc.kill('SIGKILL');
@@ -101,15 +103,12 @@ describe('controller end to end', () => {
   });
 
   it('a host cut off from etcd but alive fences itself before the volume is attached elsewhere', async () => {
-    const s = (scenario = new Scenario(world, 'partition'));
-    await s.addServices(1);
-    // The forwarded host gets the lowest instance id, so the controller places the volume there first.
-    const cutHost = await s.addHost(AZ, { forwarded: true, index: 1 });
-    await s.addHost(AZ, { index: 2 });
-    const controller = s.startController();
-    await controller.ready();
-    const service = s.services[0] as (typeof s.services)[number];
-    const first = await placedAndRunning(s);
+    const { s, service, first, hosts: cutHost } = await runningScenario('partition', async (s) => {
+      // The forwarded host gets the lowest instance id, so the controller places the volume there first.
+      const forwarded = await s.addHost(AZ, { forwarded: true, index: 1 });
+      await s.addHost(AZ, { index: 2 });
+      return forwarded;
+    });
     expect(first).toBe(cutHost.instanceId);
 
     cutHost.forwarder?.cut();
@@ -128,13 +127,7 @@ describe('controller end to end', () => {
   });
 
   it('manual failover: graceful, with no forced detach', async () => {
-    const s = (scenario = new Scenario(world, 'manual'));
-    await s.addServices(1);
-    await Promise.all([s.addHost(AZ), s.addHost(AZ)]);
-    const controller = s.startController();
-    await controller.ready();
-    const service = s.services[0] as (typeof s.services)[number];
-    const first = await placedAndRunning(s);
+    const { s, service, first } = await runningScenario('manual', (s) => Promise.all([s.addHost(AZ), s.addHost(AZ)]));
     const target = s.hosts.find((h) => h.instanceId !== first)?.instanceId as string;
 
     const request: ManualRequest = { requestId: 'req-manual', unit: service.unit, volumeId: service.volumeId, toInstanceId: target, force: false, requestedAt: Date.now(), refusedReason: null };
@@ -153,13 +146,7 @@ describe('controller end to end', () => {
   });
 
   it('manual failover refused: a clear reason, nothing else changes', async () => {
-    const s = (scenario = new Scenario(world, 'refused'));
-    await s.addServices(1);
-    await Promise.all([s.addHost(AZ), s.addHost(OTHER_AZ)]);
-    const controller = s.startController();
-    await controller.ready();
-    const service = s.services[0] as (typeof s.services)[number];
-    const first = await placedAndRunning(s);
+    const { s, service, first } = await runningScenario('refused', (s) => Promise.all([s.addHost(AZ), s.addHost(OTHER_AZ)]));
     const crossAz = s.hosts.find((h) => h.az === OTHER_AZ)?.instanceId as string;
     const placementBefore = await s.placement(service.volumeId);
     const journalBefore = await s.journal(service.volumeId);
