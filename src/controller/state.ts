@@ -62,6 +62,8 @@ export function newJournal(input: NewJournal, now: number): FailoverJournal {
     error: null,
     requestId: input.requestId ?? null,
     finishedAt: null,
+    excludedInstanceIds: [],
+    intent: null,
   };
 }
 

@@ -22,6 +22,11 @@ export interface VolumeInfo {
   sizeGiB: number;
   attachments: VolumeAttachment[];
   tags: Record<string, string>;
+  /**
+   * EBS Multi-Attach (io1/io2): EC2 would attach it to several instances at once, which breaks the
+   * whole safety model (one attachment is the fence), so such volumes are refused.
+   */
+  multiAttachEnabled?: boolean;
 }
 
 export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';

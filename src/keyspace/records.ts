@@ -25,6 +25,11 @@ export const HostRecord = z.object({
   /** The agent fences itself this long before its lease could expire on the etcd side. */
   fenceMarginMs: z.number().int().nonnegative(),
   registeredAt: z.number().int(),
+  /**
+   * `host:port` of the agent's peer endpoint: while cut off from etcd an agent asks its peers whether
+   * THEY reach etcd, to tell "cut off alone" (fence) from "etcd down for everyone" (keep running).
+   */
+  peerEndpoint: z.string().min(1).optional(),
 });
 export type HostRecord = z.infer<typeof HostRecord>;
 
@@ -104,6 +109,21 @@ export const FailoverJournal = z.object({
   error: z.string().nullable().default(null),
   requestId: z.string().nullable().default(null),
   finishedAt: z.number().int().nullable().default(null),
+  /**
+   * Hosts this failover must not choose again: a target that died before reporting `active`, or
+   * whose attach stuck in `attaching`. Kept so a re-chosen target is never the one that just failed.
+   */
+  excludedInstanceIds: z.array(InstanceId).default([]),
+  /**
+   * The mutating EC2 call about to be made, persisted (leader-guarded) before the call so that a new
+   * leader knows what may still be in flight. `term` is the leader key's create revision.
+   */
+  intent: z
+    .object({ action: z.enum(['attach', 'detach', 'stop']), instanceId: InstanceId, force: z.boolean().default(false), device: DeviceName.nullable().default(null), term: z.string(), at: z.number().int() })
+    .nullable()
+    .default(null),
+  /** Why this failover began when it is not a lost holder or a manual request, e.g. `reacquire`. */
+  cause: z.enum(['holder-lost', 'manual', 'reacquire', 'placement']).optional(),
 });
 export type FailoverJournal = z.infer<typeof FailoverJournal>;
 
@@ -116,6 +136,9 @@ export const AgentPhase = z.enum([
   'released',
   'failed',
   'fenced',
+  // The agent re-verified an `active` volume and found it no longer holds (device gone or another
+  // volume, mount or unit down); `error` says what. The agent then re-acquires it itself where it can.
+  'drift',
 ]);
 export type AgentPhase = z.infer<typeof AgentPhase>;
 
@@ -145,6 +168,11 @@ export const ManualRequest = z.object({
   refusedReason: z.string().nullable().default(null),
   /** When the controller refused it; the controller deletes a refused request a while later (additive, C2). */
   refusedAt: z.number().int().optional(),
+  /**
+   * Wall-clock ms after which the request must not be started: the CLI that made it has given up.
+   * The controller drops an expired request that has not started (older requests have none).
+   */
+  deadline: z.number().int().optional(),
 });
 export type ManualRequest = z.infer<typeof ManualRequest>;
 
