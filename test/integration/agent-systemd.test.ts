@@ -161,7 +161,8 @@ describe('agent with real etcd and a real systemd host (systemd mode)', () => {
     const fenceMs = stoppedAt - lostAt;
     console.log(`etcd lost → unit and mount inactive: ${fenceMs} ms (lease TTL ${LEASE_TTL_MS} ms, margin ${FENCE_MARGIN_MS} ms)`);
     expect(fenceMs).toBeLessThan(LEASE_TTL_MS);
-    const fence = agent.fences.at(-1)!;
+    // The record is pushed after the stops AND the bounded metadata removal: wait for it, do not assume it.
+    const fence = await waitFor('the fence record', () => agent.fences.at(-1));
     expect(fence.volumeIds).toContain(VOLUME);
     expect(fence.errors).toEqual([]);
     console.log(`fence event → everything stopped: ${fence.stoppedAt - fence.startedAt} ms`);
