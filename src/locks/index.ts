@@ -13,5 +13,5 @@ export { campaign, currentLeader, observeLeader, type CampaignOptions, type Lead
 export { guardedTxn, type GuardedOps, type TxnCompare, type LeaderGuard } from './txn.js';
 export { acquireVolumeLock, tryAcquireVolumeLock, type VolumeLock, type VolumeLockOptions } from './volume-lock.js';
 export { PrefixWatch, type PrefixEvent, type PrefixWatchHandlers } from './watch.js';
-export { PrefixMirror, type MirrorChange } from './mirror.js';
+export { PrefixMirror, type MirrorChange, type MirrorEvents } from './mirror.js';
 export { LeaseClock } from './lease-clock.js';

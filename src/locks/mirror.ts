@@ -6,18 +6,32 @@ import { PrefixWatch, type PrefixEvent } from './watch.js';
 /** What 'change' carries: the keys that changed, or 'reset' after a (re-)list replaced everything. */
 export type MirrorChange = string[] | 'reset';
 
+export interface MirrorEvents {
+  change: [MirrorChange];
+  /**
+   * The watch is live again after a disconnect, or the prefix was re-listed after compaction: the
+   * contents may just have caught up with a backlog (a consumer may want a grace before acting on it).
+   */
+  reconnected: [];
+}
+
 /**
  * A prefix's keys → raw values, kept current by a PrefixWatch (survives reconnects, re-lists after
  * compaction). Values stay raw strings: consumers decode them with src/keyspace/decode.ts, so one
  * malformed value never stops the mirror.
  */
-export class PrefixMirror extends EventEmitter<{ change: [MirrorChange] }> {
+export class PrefixMirror extends EventEmitter<MirrorEvents> {
   private map = new Map<string, string>();
   private readonly watch: PrefixWatch;
 
   constructor(client: Etcd3, readonly prefix: string, log: Logger) {
     super();
-    this.watch = new PrefixWatch(client, prefix, { onReset: (e) => this.reset(e), onEvents: (e) => this.apply(e) }, log);
+    this.watch = new PrefixWatch(
+      client,
+      prefix,
+      { onReset: (e) => this.reset(e), onEvents: (e) => this.apply(e), onReconnected: () => this.emit('reconnected') },
+      log,
+    );
   }
 
   /** Lists the prefix and starts watching; rejects with EtcdUnavailableError when etcd is unreachable. */

@@ -24,6 +24,11 @@ export interface PrefixWatchHandlers {
   onReset(entries: Map<string, string>, revision: bigint): void;
   /** Changes in revision order. */
   onEvents(events: PrefixEvent[]): void;
+  /**
+   * The watch is live again after a disconnect (a re-opened watcher was created by etcd), or the
+   * prefix was re-listed after compaction. Not called for the first watcher after start().
+   */
+  onReconnected?(): void;
 }
 
 export class PrefixWatch {
@@ -32,6 +37,8 @@ export class PrefixWatch {
   private stopped = false;
   private retryMs = RETRY_FIRST_MS;
   private timer: NodeJS.Timeout | null = null;
+  /** A watcher was lost to a disconnect and no watcher has connected since. */
+  private disconnected = false;
   /** How many times the prefix was re-listed because its revision had been compacted. */
   relists = 0;
 
@@ -88,16 +95,25 @@ export class PrefixWatch {
   private async watchFrom(): Promise<void> {
     if (this.stopped) return;
     const from = (this.lastRevision + 1n).toString();
-    const watcher = this.client.watch().prefix(this.prefix).startRevision(from).watcher();
+    const startRevision = this.lastRevision + 1n;
+    const watcher = this.client.watch().prefix(this.prefix).startRevision(startRevision.toString()).watcher();
     this.watcher = watcher;
     watcher.on('connected', () => {
+      if (this.watcher !== watcher) return;
       this.retryMs = RETRY_FIRST_MS;
+      if (this.disconnected) {
+        this.disconnected = false;
+        this.handlers.onReconnected?.();
+      }
     });
-    watcher.on('data', (res: IWatchResponse) => this.apply(watcher, res));
+    watcher.on('data', (res: IWatchResponse) => this.apply(watcher, startRevision, res));
     // Only the first of 'disconnected'/'error' for a watcher acts: the other finds it already dropped.
     watcher.on('disconnected', (err: Error) => {
       this.log.debug({ prefix: this.prefix, err: err.message }, 'watch disconnected; resuming from last revision');
-      if (this.drop(watcher)) this.backoff();
+      if (this.drop(watcher)) {
+        this.disconnected = true;
+        this.backoff();
+      }
     });
     watcher.on('error', (err: Error) => {
       // etcd3 reports a compacted start revision (and any server-side cancel) only this way.
@@ -123,6 +139,9 @@ export class PrefixWatch {
       await this.list();
       this.relists += 1;
       this.retryMs = RETRY_FIRST_MS;
+      // The re-list is the reconnection: the watcher opened from its revision adds nothing to report.
+      this.disconnected = false;
+      this.handlers.onReconnected?.();
       this.schedule(0);
     } catch (err) {
       this.log.warn({ prefix: this.prefix, err }, 're-list failed; retrying');
@@ -133,15 +152,18 @@ export class PrefixWatch {
     }
   }
 
-  private apply(watcher: Watcher, res: IWatchResponse): void {
+  private apply(watcher: Watcher, startRevision: bigint, res: IWatchResponse): void {
     if (this.watcher !== watcher || this.stopped) return;
     const events: PrefixEvent[] = [];
     for (const ev of res.events) {
       const modRevision = BigInt(ev.kv.mod_revision);
-      // A re-opened watch can replay what an earlier one already delivered.
-      if (modRevision <= this.lastRevision) continue;
+      // Only what precedes this watcher's own start revision can be a replay (of what an earlier
+      // watcher, or the list, already delivered). NOT "<= the last event seen": one revision can hold
+      // many events (a txn with several puts, a lease revoke deleting several keys), and they may
+      // arrive in separate responses.
+      if (modRevision < startRevision) continue;
       events.push(toEvent(ev.type, ev.kv, modRevision));
-      this.lastRevision = modRevision;
+      if (modRevision > this.lastRevision) this.lastRevision = modRevision;
     }
     if (events.length > 0) this.handlers.onEvents(events);
   }

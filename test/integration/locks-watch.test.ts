@@ -20,15 +20,17 @@ describe('prefix watch / PrefixMirror (real etcd behind a loopback proxy)', () =
   });
 
   /** A mirror whose client reaches etcd only through a proxy the test can cut. */
-  async function mirrorBehindProxy(prefix: string): Promise<{ mirror: PrefixMirror; proxy: TcpProxy; client: Etcd3; changes: MirrorChange[] }> {
+  async function mirrorBehindProxy(prefix: string): Promise<{ mirror: PrefixMirror; proxy: TcpProxy; client: Etcd3; changes: MirrorChange[]; reconnects: number[] }> {
     const proxy = new TcpProxy(etcd.clientPort);
     const endpoint = await proxy.start();
     const client = connectEtcd({ endpoints: [endpoint] });
     const mirror = new PrefixMirror(client, prefix, silentLogger());
     const changes: MirrorChange[] = [];
     mirror.on('change', (c) => changes.push(c));
+    const reconnects: number[] = [];
+    mirror.on('reconnected', () => reconnects.push(Date.now()));
     await mirror.start();
-    return { mirror, proxy, client, changes };
+    return { mirror, proxy, client, changes, reconnects };
   }
 
   async function contents(prefix: string): Promise<Map<string, string>> {
@@ -40,10 +42,12 @@ describe('prefix watch / PrefixMirror (real etcd behind a loopback proxy)', () =
     const ks = keyspace(`/t-resume-${Date.now()}/`);
     const prefix = ks.hostsPrefix();
     await direct.put(`${prefix}a`).value('1');
-    const { mirror, proxy, client } = await mirrorBehindProxy(prefix);
+    const { mirror, proxy, client, reconnects } = await mirrorBehindProxy(prefix);
     expect(mirror.get(`${prefix}a`)).toBe('1');
     await direct.put(`${prefix}b`).value('2');
     await until(() => mirror.get(`${prefix}b`) === '2', 10_000, 'b in the mirror');
+    // The first watcher's connect is not a reconnection.
+    expect(reconnects).toHaveLength(0);
     proxy.pause();
     await direct.put(`${prefix}c`).value('3');
     await direct.delete().key(`${prefix}a`);
@@ -52,6 +56,7 @@ describe('prefix watch / PrefixMirror (real etcd behind a loopback proxy)', () =
     await until(() => mirror.get(`${prefix}c`) === '3' && mirror.get(`${prefix}b`) === '2b' && !mirror.entries().has(`${prefix}a`), 15_000, 'catch-up');
     expect(mirror.entries()).toEqual(await contents(prefix));
     expect(mirror.relists).toBe(0);
+    await until(() => reconnects.length > 0, 10_000, "'reconnected' after the proxy resumed");
     await mirror.stop();
     client.close();
     await proxy.stop();
@@ -61,7 +66,7 @@ describe('prefix watch / PrefixMirror (real etcd behind a loopback proxy)', () =
     const ks = keyspace(`/t-compact-${Date.now()}/`);
     const prefix = ks.placementsPrefix();
     for (const k of ['a', 'b', 'c']) await direct.put(`${prefix}${k}`).value(`v-${k}`);
-    const { mirror, proxy, client, changes } = await mirrorBehindProxy(prefix);
+    const { mirror, proxy, client, changes, reconnects } = await mirrorBehindProxy(prefix);
     expect(mirror.entries().size).toBe(3);
     proxy.pause();
     await direct.delete().key(`${prefix}a`);
@@ -78,6 +83,7 @@ describe('prefix watch / PrefixMirror (real etcd behind a loopback proxy)', () =
     expect(mirror.entries()).toEqual(await contents(prefix));
     expect(mirror.entries().has(`${prefix}a`)).toBe(false);
     expect(changes.filter((c) => c === 'reset').length).toBeGreaterThan(resetsBefore);
+    expect(reconnects.length, "'reconnected' after the re-list").toBeGreaterThan(0);
     // And it keeps following changes after the re-list.
     await direct.put(`${prefix}e`).value('v-e');
     await until(() => mirror.get(`${prefix}e`) === 'v-e', 10_000, 'e after the re-list');
