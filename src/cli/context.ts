@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadConfig, parseList, type Config } from '../config/index.js';
 
 /** Options every command accepts; they override env and the config file (see `loadConfig`). */
@@ -8,6 +8,8 @@ export interface GlobalOptions {
   prefix?: string;
   awsEndpoint?: string;
   awsRegion?: string;
+  /** Seconds one etcd call may take (CLI commands only; see src/cli/etcd.ts). */
+  etcdTimeout?: string;
 }
 
 export function addGlobalOptions(cmd: Command): Command {
@@ -16,7 +18,8 @@ export function addGlobalOptions(cmd: Command): Command {
     .option('--etcd <urls>', 'etcd endpoints, comma separated (env EBS_FAILOVER_ETCD_ENDPOINTS)')
     .option('--prefix <prefix>', 'etcd key prefix (default /ebs-failover/)')
     .option('--aws-endpoint <url>', 'EC2 endpoint (tests and demo)')
-    .option('--aws-region <region>', 'AWS region');
+    .option('--aws-region <region>', 'AWS region')
+    .addOption(new Option('--etcd-timeout <seconds>', 'give up on an etcd call that has not answered after this long (default 5)').env('EBS_FAILOVER_ETCD_TIMEOUT'));
 }
 
 /** Flags → the nested partial config `loadConfig` merges last. */

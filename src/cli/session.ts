@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/index.js';
 import { keyspace, type Keyspace } from '../keyspace/index.js';
 import { configFromOptions, type GlobalOptions } from './context.js';
-import { openEtcd } from './etcd.js';
+import { asEtcdUnreachable, openEtcd, parseEtcdTimeoutSeconds } from './etcd.js';
 import { processOutput, type Output } from './output.js';
 
 /** What a command body gets: validated config, an etcd client, the key layout and where to print. */
@@ -11,14 +11,23 @@ export interface Session {
   etcd: Etcd3;
   ks: Keyspace;
   io: Output;
+  /** The bound on each etcd call (`--etcd-timeout`). */
+  etcdTimeoutMs: number;
 }
 
-/** Loads config (bad field → ConfigError, exit 2), opens etcd, runs `body`, always closes the client. */
+/**
+ * Loads config (bad field → ConfigError, exit 2), opens etcd, runs `body`, always closes the client.
+ * An etcd transport failure that escapes `body` (e.g. from a call made through src/locks) is reported
+ * as one readable line naming the endpoints, not gRPC's text.
+ */
 export async function withSession<T>(opts: GlobalOptions, body: (session: Session) => Promise<T>, io: Output = processOutput): Promise<T> {
   const config = configFromOptions(opts);
-  const etcd = openEtcd(config.etcd);
+  const etcdTimeoutMs = parseEtcdTimeoutSeconds(opts.etcdTimeout);
+  const etcd = openEtcd(config.etcd, etcdTimeoutMs);
   try {
-    return await body({ config, etcd, ks: keyspace(config.prefix), io });
+    return await body({ config, etcd, ks: keyspace(config.prefix), io, etcdTimeoutMs });
+  } catch (err) {
+    throw asEtcdUnreachable(err, config.etcd.endpoints, etcdTimeoutMs) ?? err;
   } finally {
     etcd.close();
   }

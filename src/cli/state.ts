@@ -9,6 +9,7 @@ import {
   ServiceRecord,
   type Keyspace,
 } from '../keyspace/index.js';
+import { etcdBounded } from './etcd.js';
 
 /** A decoded record plus the etcd metadata the CLI needs (lease for TTL, mod revision for guarded txns). */
 export interface Stored<T> {
@@ -47,7 +48,7 @@ function collect<T>(kvs: IKeyValue[], under: string, decode: (key: string, raw: 
  * a host list from before a failover with placements from after it.
  */
 export async function readClusterState(client: Etcd3, ks: Keyspace): Promise<ClusterState> {
-  const res = await client.getAll().prefix(ks.prefix).exec();
+  const res = await etcdBounded(client, () => client.getAll().prefix(ks.prefix).exec());
   const kvs = res.kvs;
   const under = (prefix: string): IKeyValue[] => kvs.filter((kv) => kv.key.toString('utf8').startsWith(prefix));
   // etcd3's Election: the candidate key created first is the leader.
@@ -67,7 +68,7 @@ export async function readClusterState(client: Etcd3, ks: Keyspace): Promise<Clu
 /** Seconds left on a key's lease (-1 when the lease is gone), for `status`. */
 export async function leaseTtlLeftMs(client: Etcd3, lease: string): Promise<number | null> {
   if (lease === '0') return null;
-  const res = await client.leaseClient.leaseTimeToLive({ ID: lease });
+  const res = await etcdBounded(client, () => client.leaseClient.leaseTimeToLive({ ID: lease }));
   return Number(res.TTL) * 1000;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentReport, FailoverJournal, HostRecord, Placement, ServiceRecord } from '../../keyspace/index.js';
+import { FailoverJournal, ManualRequest, type AgentReport, type HostRecord, type Placement, type ServiceRecord } from '../../keyspace/index.js';
 import { formatDuration } from '../output.js';
 import type { ClusterState, Stored } from '../state.js';
 import { buildStatus, renderStatus } from './status.js';
@@ -19,17 +19,63 @@ function state(over: Partial<ClusterState> = {}): ClusterState {
 }
 
 const placement = (instanceId: string | null, generation = 4): Placement => ({ volumeId: VOL, unit: UNIT, instanceId, device: '/dev/xvdf', generation, updatedAt: 0 });
-const report = (generation: number, phase: AgentReport['phase'] = 'active'): AgentReport => ({ instanceId: H1, volumeId: VOL, unit: UNIT, generation, phase, mountActive: true, unitActive: true, error: null, at: 0 });
+const report = (generation: number, phase: AgentReport['phase'] = 'active', over: Partial<AgentReport> = {}): AgentReport => ({ instanceId: H1, volumeId: VOL, unit: UNIT, generation, phase, mountActive: true, unitActive: true, error: null, at: 0, ...over });
+const placedOnH1 = { placements: new Map([[VOL, s(placement(H1))]]) };
+const reportedByH1 = (r: AgentReport): Partial<ClusterState> => ({ ...placedOnH1, reports: new Map([[`${H1}/${VOL}`, s(r)]]) });
+const journalAt = (step: FailoverJournal['step'], over: Partial<FailoverJournal> = {}): FailoverJournal =>
+  FailoverJournal.parse({ volumeId: VOL, unit: UNIT, kind: 'manual', step, fromInstanceId: H1, toInstanceId: H2, device: '/dev/xvdf', startedAt: NOW - 9_000, stepStartedAt: NOW - 2_000, ...over });
 
 describe('buildStatus', () => {
-  it.each<[string, Partial<ClusterState>, string]>([
-    ['unplaced', {}, 'unplaced'],
-    ['active for the current generation', { placements: new Map([[VOL, s(placement(H1))]]), reports: new Map([[`${H1}/${VOL}`, s(report(4))]]) }, 'active'],
-    ['report for an old generation is pending', { placements: new Map([[VOL, s(placement(H1))]]), reports: new Map([[`${H1}/${VOL}`, s(report(3))]]) }, 'pending'],
-    ['holder without lease', { hosts: new Map([[H2, s(host(H2))]]), placements: new Map([[VOL, s(placement(H1))]]) }, 'holder-dead'],
-    ['placement to nobody', { placements: new Map([[VOL, s(placement(null))]]) }, 'released'],
-  ])('service state: %s', (_name, over, expected) => {
-    expect(buildStatus(state(over), new Map(), NOW).services[0]?.state).toBe(expected);
+  it.each<[string, Partial<ClusterState>, string, string | null]>([
+    ['unplaced', {}, 'unplaced', null],
+    ['active for the current generation', reportedByH1(report(4)), 'active', null],
+    ['report for an old generation is pending', reportedByH1(report(3)), 'pending', `waiting for ${H1} to report on generation 4`],
+    ['no report yet is pending', placedOnH1, 'pending', `waiting for ${H1} to report on generation 4`],
+    // The lease is gone, whatever its last report said: its reports die with it, but a stale copy must not count.
+    ['holder without lease', { hosts: new Map([[H2, s(host(H2))]]), ...reportedByH1(report(4, 'released')) }, 'holder lost', `${H1} has no agent lease in etcd`],
+    ['placement to nobody', { placements: new Map([[VOL, s(placement(null))]]) }, 'released', null],
+    ['drift is shown with its error, not as active', reportedByH1(report(4, 'drift', { error: `device of ${VOL} is gone`, mountActive: false, unitActive: false })), 'drift', `device of ${VOL} is gone`],
+    ['failed is shown with its error', reportedByH1(report(4, 'failed', { error: 'mount timed out' })), 'failed', 'mount timed out'],
+    ['fenced', reportedByH1(report(4, 'fenced')), 'fenced', null],
+    ['starting', reportedByH1(report(4, 'starting')), 'starting', null],
+    ['"active" with the unit down is degraded', reportedByH1(report(4, 'active', { unitActive: false })), 'degraded', 'reported active, but its unit is not'],
+    ['"active" with mount and unit down is degraded', reportedByH1(report(4, 'active', { unitActive: false, mountActive: false })), 'degraded', 'reported active, but its mount and unit are not'],
+    ["another host's active report does not count", { ...placedOnH1, reports: new Map([[`${H2}/${VOL}`, s({ ...report(4), instanceId: H2 })]]) }, 'pending', `waiting for ${H1} to report on generation 4`],
+    ['a failover in progress shows its step, even over an active report', { ...reportedByH1(report(4)), journals: new Map([[VOL, s(journalAt('detaching'))]]) }, 'failover detaching', null],
+    ['a blocked failover shows why', { ...placedOnH1, journals: new Map([[VOL, s(journalAt('blocked', { blockedReason: 'no live host in us-east-1a can take it' }))]]) }, 'failover blocked', 'no live host in us-east-1a can take it'],
+    ['a finished failover leaves the state to the report', { ...reportedByH1(report(4)), journals: new Map([[VOL, s(journalAt('done'))]]) }, 'active', null],
+    ['a failed failover does not hide a lost holder', { hosts: new Map([[H2, s(host(H2))]]), ...placedOnH1, journals: new Map([[VOL, s(journalAt('failed', { error: 'attach timed out' }))]]) }, 'holder lost', `${H1} has no agent lease in etcd`],
+  ])('service state: %s', (_name, over, expected, detail) => {
+    const service = buildStatus(state(over), new Map(), NOW).services[0];
+    expect(service?.state).toBe(expected);
+    expect(service?.detail).toBe(detail);
+  });
+
+  it('shows a non-active state with its reason in the table', () => {
+    const view = buildStatus(state(reportedByH1(report(4, 'drift', { error: 'unit postgres@vol-0aaa12345def67890 is inactive' }))), new Map(), NOW);
+    expect(renderStatus(view, NOW)).toMatch(new RegExp(`${UNIT}\\s+${VOL}\\s+${H1}\\s+drift \\(unit postgres@vol-0aaa12345def67890 is inactive\\)`));
+    expect(renderStatus(view, NOW)).not.toMatch(/\bactive\s+-/);
+  });
+
+  it('lists pending, expired and refused requests with target, age and deadline', () => {
+    const req = (requestId: string, over: Partial<ManualRequest>): ManualRequest => ManualRequest.parse({ requestId, unit: UNIT, volumeId: VOL, toInstanceId: H2, requestedAt: NOW - 3_000, ...over });
+    const UNIT2 = 'redis@vol-0bbb12345def67890';
+    const requests = new Map([
+      [VOL, s(req('r-1', { deadline: NOW + 5_000 }))],
+      ['vol-0bbb12345def67890', s(req('r-2', { unit: UNIT2, volumeId: 'vol-0bbb12345def67890', toInstanceId: null, deadline: NOW - 2_000 }))],
+      ['vol-0ccc12345def67890', s(req('r-3', { unit: 'zk@vol-0ccc12345def67890', volumeId: 'vol-0ccc12345def67890', refusedReason: 'target is draining' }))],
+    ]);
+    const view = buildStatus(state({ requests }), new Map(), NOW);
+    expect(view.requests).toEqual([
+      { unit: UNIT, volumeId: VOL, requestId: 'r-1', target: H2, force: false, ageMs: 3_000, deadline: NOW + 5_000, state: 'pending', refusedReason: null },
+      { unit: UNIT2, volumeId: 'vol-0bbb12345def67890', requestId: 'r-2', target: null, force: false, ageMs: 3_000, deadline: NOW - 2_000, state: 'expired', refusedReason: null },
+      { unit: 'zk@vol-0ccc12345def67890', volumeId: 'vol-0ccc12345def67890', requestId: 'r-3', target: H2, force: false, ageMs: 3_000, deadline: null, state: 'refused', refusedReason: 'target is draining' },
+    ]);
+    const text = renderStatus(view, NOW);
+    expect(text).toMatch(new RegExp(`r-1\\s+${UNIT}\\s+${H2}\\s+3s\\s+in 5s\\s+pending \\(not started\\)`));
+    expect(text).toMatch(/r-2\s+redis@vol-0bbb12345def67890\s+\(controller chooses\)\s+3s\s+passed 2s ago\s+expired/);
+    expect(text).toMatch(/r-3\s+zk@vol-0ccc12345def67890\s+i-0222222222222222a\s+3s\s+-\s+refused: target is draining/);
+    expect(renderStatus(buildStatus(state(), new Map(), NOW), NOW)).toContain('no pending requests');
   });
 
   it('lists hosts with lease age, TTL left and volumes, and failovers in progress', () => {
