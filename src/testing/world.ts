@@ -1,0 +1,213 @@
+/**
+ * One world on loopback, built the same way for chaos, tests, demo and bench: a 3-member etcd, the EC2
+ * endpoint (`src/sim/ec2`, served over HTTP and used through the real SDK), N host agents and M
+ * controllers as separate processes (test/fixtures/controller-agent.ts and controller-proc.ts), and a
+ * fault proxy (fault-proxy.ts) on every process's path to each etcd member and every controller's path
+ * to EC2, so one process can be partitioned alone.
+ *
+ * The world only builds and steers; it decides nothing. The chaos runner draws what to do.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { startEtcdCluster, type EtcdCluster } from '../demo/etcd-server.js';
+import { encodeRecord, keyspace, type Keyspace, type ServiceRecord } from '../keyspace/index.js';
+import { connectEtcd } from '../locks/index.js';
+import { startEc2Endpoint, type Ec2Endpoint, type Latencies } from '../sim/ec2/index.js';
+import { FaultProxy, type HttpRequestSeen, type ProxyMode } from './fault-proxy.js';
+import { FixtureProc } from './proc.js';
+
+const REPO = new URL('../../', import.meta.url).pathname;
+const AGENT_SCRIPT = 'test/fixtures/controller-agent.ts';
+const CONTROLLER_SCRIPT = 'test/fixtures/controller-proc.ts';
+
+export interface WorldOptions {
+  /** Names the temp dir and the etcd prefix. */
+  name: string;
+  hosts: readonly { az: string }[];
+  controllers: number;
+  /** Every service of the world (agents define all their units); the first `registered` are registered at start. */
+  services: readonly { az: string }[];
+  registered: number;
+  /** Agent lease TTL and self-fence margin. */
+  leaseTtlMs: number;
+  fenceMarginMs: number;
+  electionTtlMs: number;
+  forceDetachAfterMs: number;
+  reportTimeoutMs: number;
+  latencies: Partial<Latencies>;
+  /** Where ledgers and device dirs go (a new temp dir by default; removed by stop() only if we made it). */
+  dir?: string;
+  /** Repository whose fixtures to run (this one by default). */
+  repo?: string;
+  /** Log level of the child processes (warn by default). */
+  logLevel?: string;
+  /** Each HTTP request a controller sends to EC2, as its proxy forwards it. */
+  onEc2Request?: (controller: string, req: HttpRequestSeen) => void;
+}
+
+export interface WorldService extends ServiceRecord {
+  az: string;
+  index: number;
+}
+
+/** A host or controller process, with its proxies and the means to restart it as the same identity. */
+export interface Member {
+  readonly kind: 'agent' | 'controller';
+  readonly index: number;
+  /** Instance id (agent) or candidate id (controller). */
+  readonly id: string;
+  readonly az: string | null;
+  proc: FixtureProc;
+  /** One per etcd member, in member order. */
+  readonly etcdProxies: FaultProxy[];
+  /** Controllers only. */
+  readonly ec2Proxy: FaultProxy | null;
+  /** Spawns the process again (after a kill) and waits for `ready`. */
+  respawn(): Promise<void>;
+}
+
+export interface World {
+  readonly opts: WorldOptions;
+  readonly etcd: EtcdCluster;
+  readonly ec2: Ec2Endpoint;
+  /** Direct (unproxied) client for observers and operators. */
+  readonly client: Etcd3;
+  readonly ks: Keyspace;
+  readonly dir: string;
+  readonly repo: string;
+  readonly ledger: string;
+  readonly agents: Member[];
+  readonly controllers: Member[];
+  readonly services: WorldService[];
+  /** Environment for the real CLI (`node --import tsx src/cli/main.ts`) against this world. */
+  readonly cliEnv: Record<string, string>;
+  registerService(index: number): Promise<void>;
+  unregisterService(index: number): Promise<void>;
+  /** Sets the mode of every proxy to etcd member `member` (all clients). */
+  setMemberPath(member: number, mode: ProxyMode): void;
+  stop(): Promise<void>;
+}
+
+const hex = (n: number): string => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+
+export async function buildWorld(opts: WorldOptions): Promise<World> {
+  const repo = opts.repo ?? REPO;
+  const ownsDir = opts.dir === undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `ebs-world-${opts.name}-`));
+  mkdirSync(dir, { recursive: true });
+  const ledger = join(dir, 'ledger.jsonl');
+  writeFileSync(ledger, '');
+  const etcd = await startEtcdCluster(3);
+  const ec2 = await startEc2Endpoint({ latencies: opts.latencies });
+  const client = connectEtcd({ endpoints: etcd.endpoints });
+  const ks = keyspace(`/chaos-${opts.name}/`);
+  const logLevel = opts.logLevel ?? 'warn';
+  const proxies: FaultProxy[] = [];
+  const newProxy = async (name: string, port: number, onRequest?: (r: HttpRequestSeen) => void): Promise<FaultProxy> => {
+    const p = new FaultProxy({ name, targetPort: port, onRequest });
+    await p.start();
+    proxies.push(p);
+    return p;
+  };
+
+  const services: WorldService[] = opts.services.map((s, index) => {
+    const volumeId = `vol-${hex(17)}`;
+    ec2.sim.addVolume({ volumeId, az: s.az });
+    return { index, az: s.az, unit: `db${index}@${volumeId}`, volumeId, mountUnit: `data-${volumeId}.mount`, mountPoint: `/data/${volumeId}`, metadataKey: `db${index}`, requiredLabels: {} };
+  });
+
+  const agents: Member[] = [];
+  for (const [index, h] of opts.hosts.entries()) {
+    const instanceId = `i-${String(index + 1).padStart(2, '0')}${hex(15)}`;
+    const deviceDir = join(dir, instanceId, 'dev');
+    ec2.sim.addInstance({ instanceId, az: h.az });
+    ec2.sim.setDeviceDir(instanceId, deviceDir);
+    const etcdProxies = await Promise.all(etcd.members.map((m, i) => newProxy(`${instanceId}→etcd${i}`, m.clientPort)));
+    const config = {
+      etcdEndpoints: etcdProxies.map((p) => p.url), prefix: ks.prefix, instanceId, az: h.az, deviceDir, runDir: join(dir, instanceId, 'run'), ledger,
+      leaseTtlMs: opts.leaseTtlMs, fenceMarginMs: opts.fenceMarginMs, services: services.map((s) => ({ unit: s.unit, mountUnit: s.mountUnit })),
+    };
+    const spawnAgent = (): FixtureProc => new FixtureProc(instanceId, repo, AGENT_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_AGENT: JSON.stringify(config) });
+    const member: Member = {
+      kind: 'agent', index, id: instanceId, az: h.az, proc: spawnAgent(), etcdProxies, ec2Proxy: null,
+      async respawn() {
+        member.proc = spawnAgent();
+        await member.proc.ready();
+      },
+    };
+    agents.push(member);
+  }
+
+  const controllers: Member[] = [];
+  for (let index = 0; index < opts.controllers; index += 1) {
+    const candidateId = `ctl-${index + 1}`;
+    const etcdProxies = await Promise.all(etcd.members.map((m, i) => newProxy(`${candidateId}→etcd${i}`, m.clientPort)));
+    const ec2Port = Number(new URL(ec2.url).port);
+    const ec2Proxy = await newProxy(`${candidateId}→ec2`, ec2Port, opts.onEc2Request ? (r) => opts.onEc2Request?.(candidateId, r) : undefined);
+    const config = {
+      etcdEndpoints: etcdProxies.map((p) => p.url), ec2Endpoint: ec2Proxy.url, prefix: ks.prefix, candidateId,
+      electionTtlMs: opts.electionTtlMs, forceDetachAfterMs: opts.forceDetachAfterMs, reportTimeoutMs: opts.reportTimeoutMs,
+    };
+    const spawnController = (): FixtureProc => new FixtureProc(candidateId, repo, CONTROLLER_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_CONTROLLER: JSON.stringify(config) });
+    const member: Member = {
+      kind: 'controller', index, id: candidateId, az: null, proc: spawnController(), etcdProxies, ec2Proxy,
+      async respawn() {
+        member.proc = spawnController();
+        await member.proc.ready();
+      },
+    };
+    controllers.push(member);
+  }
+
+  const registerService = async (index: number): Promise<void> => {
+    const s = services[index];
+    if (s === undefined) throw new RangeError(`no service ${index}`);
+    const { az: _az, index: _i, ...record } = s;
+    await client.put(ks.service(s.unit)).value(encodeRecord(record as ServiceRecord));
+  };
+  const unregisterService = async (index: number): Promise<void> => {
+    const s = services[index];
+    if (s === undefined) throw new RangeError(`no service ${index}`);
+    await client.delete().key(ks.service(s.unit));
+  };
+
+  let stopped = false;
+  const world: World = {
+    opts, etcd, ec2, client, ks, dir, repo, ledger, agents, controllers, services,
+    cliEnv: {
+      EBS_FAILOVER_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+      EBS_FAILOVER_PREFIX: ks.prefix,
+      EBS_FAILOVER_AWS_REGION: 'us-east-1',
+      EBS_FAILOVER_AWS_ENDPOINT: ec2.url,
+      LOG_LEVEL: 'warn',
+    },
+    registerService,
+    unregisterService,
+    setMemberPath(member, mode) {
+      for (const m of [...agents, ...controllers]) m.etcdProxies[member]?.set(mode);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await Promise.all([...agents, ...controllers].map((m) => m.proc.stop()));
+      client.close();
+      await Promise.all(proxies.map((p) => p.close()));
+      await ec2.close();
+      await etcd.stop();
+      if (ownsDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (let i = 0; i < opts.registered; i += 1) await registerService(i);
+    // Agents first (a controller that starts before any host registers would see an empty cluster),
+    // then the controllers.
+    await Promise.all(agents.map((a) => a.proc.ready()));
+    await Promise.all(controllers.map((c) => c.proc.ready()));
+  } catch (err) {
+    await world.stop();
+    throw err;
+  }
+  return world;
+}
