@@ -46,6 +46,18 @@ export class ServiceControl {
     return state;
   }
 
+  /**
+   * Starts again a unit that went down on its own while its mount stayed active (re-acquire after a
+   * drift). In both modes through the local systemd: in fleet mode the unit is already scheduled here
+   * (our metadata matches) and fleet runs it under this host's systemd, so a local start is exactly
+   * what fleet's own agent would do, without waiting for fleet's next reconcile.
+   */
+  async startAgain(unit: string, mountUnit: string, opts: ServiceOpOptions): Promise<UnitState> {
+    const mount = await this.systemd.unitState(mountUnit);
+    if (mount.activeState !== 'active') throw new MountNotActiveError(unit, mountUnit, mount.activeState);
+    return this.systemd.startUnit(unit, opts);
+  }
+
   async stop(unit: string, opts: ServiceOpOptions): Promise<UnitState> {
     return this.systemd.stopUnit(unit, opts);
   }

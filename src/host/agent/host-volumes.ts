@@ -1,8 +1,10 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../../log/logger.js';
-import { waitForDevice } from '../device.js';
-import { mountVolume, unmountVolume } from '../mount.js';
+import { findDevice, verifyDevice, waitForDevice, WrongVolumeError } from '../device.js';
+import { DEFAULT_RUN_DIR, DROP_IN_NAME, mountDropIn, mountVolume, unmountVolume } from '../mount.js';
 import type { SystemdPort } from '../systemd/port.js';
-import type { VolumeOps } from './ports.js';
+import type { DeviceCheck, VolumeOps } from './ports.js';
 
 /** A placement for this host without a device name: the controller writes one with every attach. */
 export class PlacementWithoutDeviceError extends Error {
@@ -46,6 +48,27 @@ export function hostVolumes(opts: HostVolumesOptions): VolumeOps {
     },
     unmount: async (service, step) => {
       await unmountVolume({ systemd: opts.systemd, mountUnit: service.mountUnit, timeoutMs: step.timeoutMs, signal: step.signal });
+    },
+    checkDevice: async (service, requested): Promise<DeviceCheck> => {
+      const volumeId = service.volumeId;
+      if (requested === null) return { ok: false, kind: 'device-missing', detail: `placement of ${volumeId} names no device` };
+      const device = await findDevice({ volumeId, requestedDevice: requested, deviceRoot: opts.deviceRoot });
+      if (!device) return { ok: false, kind: 'device-missing', detail: `no device for ${volumeId} (requested ${requested}) under ${opts.deviceRoot}` };
+      try {
+        await verifyDevice({ device, deviceRoot: opts.deviceRoot, fsLabel: service.fsLabel });
+      } catch (err) {
+        if (err instanceof WrongVolumeError) return { ok: false, kind: 'device-wrong', detail: err.message };
+        throw err;
+      }
+      // A re-attach may bring the volume back under another node (nvme2n1 instead of nvme1n1): a mount
+      // still pointing at the old node reads a dead device. No drop-in at all (a mount set up by hand,
+      // or by an older agent) is not evidence of anything, so it is not drift.
+      const dropIn = await readFile(join(opts.runDir ?? DEFAULT_RUN_DIR, `${service.mountUnit}.d`, DROP_IN_NAME), 'utf8').catch(() => undefined);
+      const what = `${opts.unitDeviceRoot ?? '/dev'}/${device.relPath}`;
+      if (dropIn !== undefined && dropIn !== mountDropIn(volumeId, what)) {
+        return { ok: false, kind: 'device-wrong', detail: `${service.mountUnit} does not mount ${what}, where ${volumeId} is now` };
+      }
+      return { ok: true, device };
     },
   };
 }

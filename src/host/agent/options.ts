@@ -71,6 +71,11 @@ export interface AgentTimeouts {
   stopMs: number;
   /** A failed placement attempt is retried after this long (level-based: the placement still says so). */
   retryMs: number;
+  /**
+   * Every volume held `active` is re-verified this often: device present and the right volume, mount
+   * active, unit active. A drift is reported (`drift`) and repaired.
+   */
+  verifyEveryMs: number;
 }
 
 /**
@@ -78,6 +83,8 @@ export interface AgentTimeouts {
  * hence 120 s for the device; a journal replay on mount can take tens of seconds; postgres crash
  * recovery after a failover can take minutes, hence 5 min for the unit. Retries every 5 s keep a
  * transient failure (e.g. a device that needed a rescan) from needing a new placement generation.
+ * Re-verification every 5 s: three local reads (a stat, two unit states), so a crashed unit or a
+ * vanished disk is noticed within seconds at no measurable cost.
  */
 export const DEFAULT_TIMEOUTS: AgentTimeouts = {
   deviceMs: 120_000,
@@ -85,6 +92,7 @@ export const DEFAULT_TIMEOUTS: AgentTimeouts = {
   unitMs: 300_000,
   stopMs: 90_000,
   retryMs: 5_000,
+  verifyEveryMs: 5_000,
 };
 
 /** What `startAgent` returns. */

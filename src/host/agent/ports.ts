@@ -17,4 +17,14 @@ export interface VolumeOps {
   mount(service: ServiceRecord, device: ResolvedDevice, opts: StepOptions): Promise<void>;
   /** Stops the mount unit (systemd stops units requiring it first). */
   unmount(service: ServiceRecord, opts: StepOptions): Promise<void>;
+  /**
+   * One look, no waiting (re-verification of an active volume): the device node is there, is not
+   * provably another volume, and the mount's `What=` (our drop-in) still names that node.
+   */
+  checkDevice(service: ServiceRecord, device: string | null): Promise<DeviceCheck>;
 }
+
+/** What `checkDevice` found. */
+export type DeviceCheck =
+  | { ok: true; device: ResolvedDevice }
+  | { ok: false; kind: 'device-missing' | 'device-wrong'; detail: string };
