@@ -1,9 +1,9 @@
 import type { FailoverJournal, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
 import type { VolumeAttachment, VolumeInfo } from '../ec2/types.js';
 import type { Decision } from './decision.js';
-import { isActiveJournal, reportKey, serviceOfVolume, type Observed } from './observed.js';
+import { graceReason, isActiveJournal, liveness, reportKey, serviceOfVolume, type Observed } from './observed.js';
 import { chooseTarget, deviceTakenOnInstance, freeDevice, hostProblem } from './placement.js';
-import { advance, newJournal } from './state.js';
+import { advance, causeOf, newJournal, retarget, type FailoverCause } from './state.js';
 
 /**
  * The pure decision core: one observed snapshot and one volume in, one decision out. No I/O and no
@@ -17,6 +17,10 @@ export function decide(o: Observed, volumeId: string): Decision {
   if (request && request.refusedReason !== null && o.now - (request.refusedAt ?? request.requestedAt) >= o.config.refusedRequestKeepMs) {
     return { kind: 'dropRequest', volumeId, requestId: request.requestId, reason: `dropping request ${request.requestId}, refused: ${request.refusedReason}` };
   }
+  // The CLI that made it has given up: starting it now would move a service nobody is watching.
+  if (request && request.refusedReason === null && request.deadline !== undefined && o.now > request.deadline && request.requestId !== journal?.requestId) {
+    return { kind: 'dropRequest', volumeId, requestId: request.requestId, reason: `dropping request ${request.requestId}: its deadline passed ${o.now - request.deadline} ms ago before it started` };
+  }
   if (isActiveJournal(journal)) {
     if (request && request.refusedReason === null && request.requestId !== journal.requestId) {
       return refuse(o, volumeId, request, `a ${journal.kind} failover of ${volumeId} is already at step ${journal.step}`);
@@ -24,6 +28,7 @@ export function decide(o: Observed, volumeId: string): Decision {
     if (!service) return fail(o, journal, `service ${journal.unit} was removed during the failover`);
     const volume = o.volumes.get(volumeId);
     if (!volume) return { kind: 'wait', volumeId, requeueAfterMs: o.config.pollMs * 4, reason: `EC2 did not describe ${volumeId}` };
+    if (volume.multiAttachEnabled === true) return { kind: 'noop', volumeId, reason: multiAttachReason(volumeId) };
     return decideStep(o, journal, service, volume);
   }
   if (!service) {
@@ -32,8 +37,17 @@ export function decide(o: Observed, volumeId: string): Decision {
   }
   const volume = o.volumes.get(volumeId);
   if (!volume) return { kind: 'wait', volumeId, requeueAfterMs: o.config.pollMs * 4, reason: `EC2 did not describe ${volumeId}` };
+  if (volume.multiAttachEnabled === true) {
+    if (request && request.refusedReason === null) return refuse(o, volumeId, request, multiAttachReason(volumeId));
+    return { kind: 'noop', volumeId, reason: multiAttachReason(volumeId) };
+  }
   if (request && request.refusedReason === null) return decideRequest(o, service, volume, request);
   return decideSteady(o, service, volume, journal);
+}
+
+/** EC2 could attach a Multi-Attach volume to two instances at once: the one-attachment fence would not hold. */
+function multiAttachReason(volumeId: string): string {
+  return `${volumeId} has EBS Multi-Attach enabled: never attached or failed over (one attachment is the fence that keeps it exclusive)`;
 }
 
 function refuse(o: Observed, volumeId: string, request: ManualRequest, reason: string): Decision {
@@ -48,7 +62,7 @@ function wait(o: Observed, volumeId: string, reason: string, requeueAfterMs = o.
   return { kind: 'wait', volumeId, requeueAfterMs, reason };
 }
 
-/** The volume's one attachment in any state (EBS volumes here are never multi-attach). */
+/** The volume's one attachment in any state (Multi-Attach volumes are refused above). */
 function attachmentOf(volume: VolumeInfo): VolumeAttachment | undefined {
   return volume.attachments[0];
 }
@@ -57,37 +71,52 @@ function placementFor(service: ServiceRecord, previous: Placement | undefined, i
   return { volumeId: service.volumeId, unit: service.unit, instanceId, device, generation: (previous?.generation ?? 0) + 1, updatedAt: now };
 }
 
-/** No failover running: is the volume where its placement says, on a live host? */
+/** No failover running: is the volume where its placement says, on a live host, and running there? */
 function decideSteady(o: Observed, service: ServiceRecord, volume: VolumeInfo, last: FailoverJournal | undefined): Decision {
   const { volumeId } = service;
   const placement = o.placements.get(volumeId);
   const holder = placement?.instanceId ?? null;
+  const generation = placement?.generation ?? 0;
   const attachment = attachmentOf(volume);
-  const startAuto = (fromInstanceId: string | null, why: string): Decision => {
-    if (last?.step === 'failed' && last.finishedAt !== null && o.now - last.finishedAt < o.config.retryFailedAfterMs) {
-      return wait(o, volumeId, `${why}; last failover failed (${last.error ?? 'no error recorded'}), retrying later`, o.config.retryFailedAfterMs - (o.now - last.finishedAt));
+  const startAuto = (cause: FailoverCause, fromInstanceId: string | null, why: string): Decision => {
+    // The back-off is for an error that retrying would repeat, so only a failover of the same cause waits.
+    if (last?.step === 'failed' && causeOf(last) === cause && last.finishedAt !== null && o.now - last.finishedAt < o.config.retryFailedAfterMs) {
+      return wait(o, volumeId, `${why}; last ${cause} failover failed (${last.error ?? 'no error recorded'}), retrying later`, o.config.retryFailedAfterMs - (o.now - last.finishedAt));
     }
-    const journal = newJournal({ volumeId, unit: service.unit, kind: 'auto', fromInstanceId, note: why }, o.now);
+    if (cause === 'holder-lost' && o.pacing !== null && o.pacing.remaining <= 0) {
+      return wait(o, volumeId, `${why}; ${o.pacing.reason}: this failover waits for its turn`, o.config.pollMs * 8);
+    }
+    const journal = newJournal({ volumeId, unit: service.unit, kind: 'auto', fromInstanceId, cause, note: why }, o.now);
     return { kind: 'startFailover', volumeId, journal, deleteRequest: false, reason: why };
   };
 
   if (holder !== null) {
-    if (!o.hosts.has(holder)) return startAuto(holder, `holder ${holder}'s lease is gone`);
+    const holderIs = liveness(o, holder);
+    if (holderIs === 'grace') return wait(o, volumeId, graceReason(o, holder), o.config.pollMs * 4);
+    if (holderIs === 'gone') return startAuto('holder-lost', holder, `holder ${holder}'s lease is gone`);
     if (attachment === undefined) {
-      const device = placement?.device ?? freeDevice(o, holder);
-      if (device === null) return { kind: 'noop', volumeId, reason: `placed on ${holder} but not attached, and ${holder} has no free device` };
-      return { kind: 'attach', volumeId, instanceId: holder, device, reason: `placed on live ${holder} but not attached: attaching it there` };
+      if (volume.state !== 'available') return wait(o, volumeId, `volume is ${volume.state}`);
+      // Detached behind our back (console, another tool, an EC2 event): the agent is done with this
+      // generation, so only a new one (after a fresh attach) makes it mount and start again.
+      return startAuto('reacquire', holder, `placed on live ${holder} (generation ${generation}) but EC2 shows it detached: re-acquiring it`);
     }
     if (attachment.instanceId !== holder) {
       return { kind: 'noop', volumeId, reason: `placed on ${holder} but attached to ${attachment.instanceId}: needs a human (never attached twice)` };
     }
-    return { kind: 'noop', volumeId, reason: `held by ${holder} (generation ${placement?.generation ?? 0})` };
+    if (attachment.state !== 'attached') return wait(o, volumeId, `placed on ${holder}, attachment is ${attachment.state}`);
+    const report = o.reports.get(reportKey(holder, volumeId));
+    if (report?.generation === generation && report.phase === 'active') return { kind: 'noop', volumeId, reason: `held by ${holder} (generation ${generation})` };
+    // Not healthy until its agent says so for this generation (drift is re-acquired by the agent itself).
+    const now = report ? `${report.phase}@${report.generation}${report.error ? `: ${report.error}` : ''}` : 'no report';
+    return wait(o, volumeId, `placed on ${holder} (generation ${generation}) and attached, but its agent reports ${now}`, o.config.pollMs * 8);
   }
   if (attachment === undefined) {
     if (volume.state !== 'available') return wait(o, volumeId, `volume is ${volume.state}`);
-    return startAuto(null, 'volume is placed nowhere and attached nowhere: choosing a host');
+    return startAuto('placement', null, 'volume is placed nowhere and attached nowhere: choosing a host');
   }
-  if (!o.hosts.has(attachment.instanceId)) return startAuto(attachment.instanceId, `placed nowhere, attached to ${attachment.instanceId} which has no live agent`);
+  const attachedIs = liveness(o, attachment.instanceId);
+  if (attachedIs === 'grace') return wait(o, volumeId, graceReason(o, attachment.instanceId), o.config.pollMs * 4);
+  if (attachedIs === 'gone') return startAuto('holder-lost', attachment.instanceId, `placed nowhere, attached to ${attachment.instanceId} which has no live agent`);
   if (attachment.state !== 'attached') return wait(o, volumeId, `attachment to ${attachment.instanceId} is ${attachment.state}`);
   const next = placementFor(service, placement, attachment.instanceId, attachment.device, o.now);
   return {
@@ -114,7 +143,7 @@ function decideRequest(o: Observed, service: ServiceRecord, volume: VolumeInfo, 
   }
   const note = `manual request ${request.requestId}${target ? ` to ${target}` : ''}${request.force ? ' (force allowed)' : ''}`;
   const journal = newJournal(
-    { volumeId, unit: service.unit, kind: 'manual', fromInstanceId: holder, toInstanceId: target, force: request.force, requestId: request.requestId, note },
+    { volumeId, unit: service.unit, kind: 'manual', fromInstanceId: holder, toInstanceId: target, force: request.force, requestId: request.requestId, cause: 'manual', note },
     o.now,
   );
   return { kind: 'startFailover', volumeId, journal, deleteRequest: true, reason: note };
@@ -134,16 +163,15 @@ function decideStep(o: Observed, j: FailoverJournal, service: ServiceRecord, vol
     case 'blocked':
       return decideAttaching(o, j, service, volume);
     case 'starting':
-      return decideStarting(o, j);
+      return decideStarting(o, j, service);
     default:
       return { kind: 'noop', volumeId: j.volumeId, reason: `failover is ${j.step}` };
   }
 }
 
 /** Placement → nobody (when it names someone), persisted together with the next step. */
-function releaseOr(o: Observed, j: FailoverJournal, service: ServiceRecord, step: 'fencing' | 'releasing', note: string): Decision {
+function releaseOr(o: Observed, j: FailoverJournal, service: ServiceRecord, journal: FailoverJournal, note: string): Decision {
   const placement = o.placements.get(j.volumeId);
-  const journal = advance(j, step, o.now, note);
   if (placement === undefined || placement.instanceId === null) return { kind: 'advance', volumeId: j.volumeId, journal, reason: note };
   const next = placementFor(service, placement, null, null, o.now);
   return { kind: 'release', volumeId: j.volumeId, generation: next.generation, placement: next, journal, reason: note };
@@ -152,12 +180,22 @@ function releaseOr(o: Observed, j: FailoverJournal, service: ServiceRecord, step
 function decideDetected(o: Observed, j: FailoverJournal, service: ServiceRecord): Decision {
   const from = j.fromInstanceId;
   if (from === null) return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'detaching', o.now, 'no previous holder'), reason: 'no previous holder: nothing to fence or release' };
-  if (j.kind === 'auto' || !o.hosts.has(from)) {
+  if (causeOf(j) === 'reacquire') {
+    // The holder is live but lost the disk: placement → nobody makes its agent stop the unit and let go
+    // of that generation; the next placement (after the re-attach) is a new generation it acquires.
+    const note = `${from} lost ${j.volumeId} behind our back: placement → nobody, then re-attach`;
+    return releaseOr(o, j, service, advance(j, 'detaching', o.now, note), note);
+  }
+  const fromIs = liveness(o, from);
+  if (j.kind === 'manual' && fromIs === 'grace') return wait(o, j.volumeId, graceReason(o, from), o.config.pollMs * 4);
+  if (j.kind === 'auto' || fromIs === 'gone') {
     // Its lease is gone, so its self-fence (last keepalive + TTL − margin) has already fired; the
     // placement → nobody keeps it down should it come back before the volume has moved.
-    return releaseOr(o, j, service, 'fencing', `${from}'s lease is gone, so it has fenced itself: fencing it in fleet`);
+    const note = `${from}'s lease is gone, so it has fenced itself: fencing it in fleet`;
+    return releaseOr(o, j, service, advance(j, 'fencing', o.now, note), note);
   }
-  return releaseOr(o, j, service, 'releasing', `asking ${from} to stop ${service.unit} and unmount`);
+  const note = `asking ${from} to stop ${service.unit} and unmount`;
+  return releaseOr(o, j, service, advance(j, 'releasing', o.now, note), note);
 }
 
 function decideFencing(o: Observed, j: FailoverJournal, service: ServiceRecord): Decision {
@@ -177,7 +215,9 @@ function decideReleasing(o: Observed, j: FailoverJournal, service: ServiceRecord
   if (report && report.generation >= generation && report.phase === 'released') {
     return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'detaching', o.now, `${from} released ${service.unit}`), reason: `${from} released ${service.unit}` };
   }
-  if (!o.hosts.has(from)) return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'fencing', o.now, `${from} died while releasing`), reason: `${from} died while releasing: fencing it` };
+  const fromIs = liveness(o, from);
+  if (fromIs === 'grace') return wait(o, j.volumeId, graceReason(o, from), o.config.pollMs * 4);
+  if (fromIs === 'gone') return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'fencing', o.now, `${from} died while releasing`), reason: `${from} died while releasing: fencing it` };
   if (report && report.generation >= generation && report.phase === 'failed') return fail(o, j, `${from} failed to release ${service.unit}: ${report.error ?? 'no error given'}`);
   if (o.now - j.stepStartedAt > o.config.releaseTimeoutMs) return fail(o, j, `${from} did not release ${service.unit} within ${o.config.releaseTimeoutMs} ms`);
   return wait(o, j.volumeId, `waiting for ${from} to release ${service.unit} (generation ${generation})`);
@@ -190,61 +230,99 @@ function decideDetaching(o: Observed, j: FailoverJournal, service: ServiceRecord
     return toAttaching(o, j, service, volume, 'volume is detached');
   }
   const from = j.fromInstanceId;
-  if (attachment.instanceId !== from) {
+  if (attachment.instanceId !== from || from === null) {
     return fail(o, j, `volume is attached to unexpected ${attachment.instanceId} (expected ${from ?? 'nothing'}): refusing to continue`);
   }
-  const mayForce = j.kind === 'auto' || j.force;
+  const cause = causeOf(j);
+  const fromIs = liveness(o, from);
+  if (cause === 'reacquire' && fromIs === 'live' && attachment.state === 'attached') {
+    // Attached to the live holder again (by whoever detached it, say): place it there, nothing to move.
+    return toAttaching(o, j, service, volume, `attached to ${from} again`);
+  }
+  // A target this failover gave up (it died before reporting active, or its attach stuck): forced at
+  // once. It never ran the unit for a live placement (dead: fenced itself; stuck: never attached).
+  const givenUp = j.excludedInstanceIds.includes(from);
+  // A fenced holder (auto; not a reacquire, whose holder is live) is forced at once too, see below.
+  const forceAtOnce = (j.kind === 'auto' && cause !== 'reacquire') || givenUp;
+  // A source whose lease is gone has fenced itself (or is dead): a stuck detach of a manual move is
+  // then forced after the bound even without --force, else it would hang forever.
+  const sourceGone = fromIs === 'gone';
+  const mayForce = forceAtOnce || j.force || sourceGone;
   const elapsed = o.now - (j.detachStartedAt ?? j.stepStartedAt);
   const overdue = elapsed >= o.config.forceDetachAfterMs;
+  const why = givenUp ? `given-up target ${from}` : `fenced ${from}`;
   switch (attachment.state) {
     case 'attached':
       // Auto: `from` lost its lease, so it has fenced itself (its deadline is last keepalive + TTL − margin,
       // before etcd could expire the lease) or is dead; nobody will unmount, so a graceful detach would
       // only end up `busy`. Forcing at once saves a DetachVolume round and the detach latency.
-      if (j.kind === 'auto') return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detaching from fenced ${from} (forced)` };
+      if (forceAtOnce) return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detaching from ${why} (forced)` };
       return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: mayForce && overdue, reason: `detaching from ${from}${mayForce && overdue ? ' (forced: overdue)' : ''}` };
     case 'busy':
       // Busy means the OS on `from` still has the device open. In an auto failover `from` has lost
       // its lease and so has fenced itself (or is dead): forcing is safe.
-      if (j.kind === 'auto') return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detach from fenced ${from} is busy: forcing` };
-      if (j.force && overdue) return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detach from ${from} busy for ${elapsed} ms: forcing (request allows it)` };
+      if (forceAtOnce) return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detach from ${why} is busy: forcing` };
+      if (mayForce && overdue) {
+        const allows = j.force ? 'request allows it' : `${from}'s lease is gone: it has fenced itself`;
+        return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `detach from ${from} busy for ${elapsed} ms: forcing (${allows})` };
+      }
       if (overdue) return fail(o, j, `detach from ${from} still busy after ${elapsed} ms and the request does not allow force (retry with --force)`);
       return wait(o, j.volumeId, `detach from ${from} is busy`);
     case 'detaching':
       if (mayForce && overdue) return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `stuck detaching from ${from} for ${elapsed} ms: forcing` };
       return wait(o, j.volumeId, `detaching from ${from}`);
+    case 'attaching':
+      // Only a forced detach ends an attach stuck in `attaching` (AWS's documented remedy).
+      if (givenUp) return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `attach to given-up target ${from} is still attaching: forcing a detach` };
+      return wait(o, j.volumeId, `attachment to ${from} is attaching`);
     default:
       return wait(o, j.volumeId, `attachment to ${from} is ${attachment.state}`);
   }
 }
 
-/**
- * A manual failover's target, once named (by the operator, or chosen at `attaching`), is kept: if it
- * becomes unusable the failover fails rather than moving the service somewhere nobody asked for.
- */
-function explicitTarget(j: FailoverJournal): boolean {
-  return j.kind === 'manual' && j.toInstanceId !== null;
-}
-
 /** Choose (or confirm) the target and persist `attaching`, or `blocked` with the reason. */
 function toAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord, volume: VolumeInfo, why: string): Decision {
-  if (explicitTarget(j)) {
-    const target = j.toInstanceId as string;
+  const excluded = new Set(j.excludedInstanceIds);
+  let because = why;
+  // A manual failover's target, once named (by the operator, or chosen at `attaching`), is kept while it
+  // lives: if it has become unusable the failover fails rather than moving the service somewhere nobody
+  // asked for. If it DIED, availability comes first: another host is chosen (excluding it).
+  if (j.kind === 'manual' && j.toInstanceId !== null && !excluded.has(j.toInstanceId)) {
+    const target = j.toInstanceId;
+    const targetIs = liveness(o, target);
+    if (targetIs === 'grace') return wait(o, j.volumeId, graceReason(o, target), o.config.pollMs * 4);
     const host = o.hosts.get(target);
-    if (!host) return fail(o, j, `requested target ${target} is no longer live`);
-    const problem = hostProblem(o, service, volume.az, host);
-    if (problem !== null) return fail(o, j, `requested target ${target} ${problem}`);
-    const device = freeDevice(o, target) as string; // hostProblem checked a device is free
-    const note = `${why}: attaching to requested ${target} as ${device}`;
-    return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'attaching', o.now, note, { toInstanceId: target, device }), reason: note };
+    if (host) {
+      const problem = hostProblem(o, service, volume.az, host);
+      if (problem !== null) return fail(o, j, `requested target ${target} ${problem}`);
+      const device = freeDevice(o, target) as string; // hostProblem checked a device is free
+      const note = `${why}: attaching to requested ${target} as ${device}`;
+      return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'attaching', o.now, note, { toInstanceId: target, device }), reason: note };
+    }
+    excluded.add(target);
+    because = `${why}; requested target ${target} is no longer live`;
   }
-  const exclude = new Set(j.fromInstanceId === null ? [] : [j.fromInstanceId]);
-  const choice = chooseTarget(o, service, volume.az, exclude);
+  const cause = causeOf(j);
+  const from = j.fromInstanceId;
+  // A re-acquired volume goes back to its holder when that host can take it; any other failover moves
+  // away from `from` (dead, fenced, or the host an operator is emptying).
+  if (cause === 'reacquire' && from !== null && !excluded.has(from)) {
+    const host = o.hosts.get(from);
+    if (host && hostProblem(o, service, volume.az, host) === null) {
+      const attached = attachmentOf(volume);
+      const device = attached?.instanceId === from ? attached.device : (freeDevice(o, from) as string); // hostProblem checked a device is free
+      const note = `${because}: attaching to its holder ${from} as ${device}`;
+      return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'attaching', o.now, note, { toInstanceId: from, device }), reason: note };
+    }
+  } else if (from !== null) excluded.add(from);
+  const choice = chooseTarget(o, service, volume.az, excluded);
   if (!choice.ok) {
-    if (j.step === 'blocked' && j.blockedReason === choice.reason) return wait(o, j.volumeId, `blocked: ${choice.reason}`, o.config.pollMs * 8);
-    return { kind: 'block', volumeId: j.volumeId, journal: advance(j, 'blocked', o.now, choice.reason, { blockedReason: choice.reason, toInstanceId: null, device: null }), reason: choice.reason };
+    const given = j.excludedInstanceIds.length > 0 ? ` (given up by this failover: ${j.excludedInstanceIds.join(', ')})` : '';
+    const reason = `${choice.reason}${given}`;
+    if (j.step === 'blocked' && j.blockedReason === reason) return wait(o, j.volumeId, `blocked: ${reason}`, o.config.pollMs * 8);
+    return { kind: 'block', volumeId: j.volumeId, journal: advance(j, 'blocked', o.now, reason, { blockedReason: reason, toInstanceId: null, device: null }), reason };
   }
-  const note = `${why}: attaching to ${choice.instanceId} as ${choice.device} (${choice.reason})`;
+  const note = `${because}: attaching to ${choice.instanceId} as ${choice.device} (${choice.reason})`;
   const journal = advance(j, 'attaching', o.now, note, { toInstanceId: choice.instanceId, device: choice.device });
   return { kind: 'advance', volumeId: j.volumeId, journal, reason: note };
 }
@@ -253,8 +331,12 @@ function decideAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord
   const attachment = attachmentOf(volume);
   const target = j.toInstanceId;
   if (attachment !== undefined) {
-    if (attachment.instanceId !== target) {
+    if (attachment.instanceId !== target || target === null) {
       return fail(o, j, `volume is attached to unexpected ${attachment.instanceId} (target ${target ?? 'none'}): refusing to attach twice`);
+    }
+    if (liveness(o, target) === 'gone') {
+      const note = `target ${target} lost its lease before the volume was placed there: failing over again at once, without it`;
+      return { kind: 'advance', volumeId: j.volumeId, journal: retarget(j, 'target-lost', o.now, note), reason: note };
     }
     if (attachment.state === 'attached') {
       const placement = placementFor(service, o.placements.get(j.volumeId), target, attachment.device, o.now);
@@ -265,30 +347,34 @@ function decideAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord
       return { kind: 'place', volumeId: j.volumeId, instanceId: target, device: attachment.device, generation: placement.generation, placement, journal, reason: `attached to ${target}: placing it there` };
     }
     if (attachment.state === 'attaching') {
-      if (o.now - j.stepStartedAt > o.config.attachTimeoutMs) return fail(o, j, `attach to ${target} did not finish within ${o.config.attachTimeoutMs} ms`);
+      // From when the target was chosen (the attach follows at once), or EC2's own start if later (a retried call).
+      const stuckFor = o.now - Math.max(j.stepStartedAt, attachment.attachTime ?? -Infinity);
+      if (stuckFor >= o.config.attachStuckAfterMs) {
+        const note = `attach to ${target} stuck in attaching for ${stuckFor} ms: force-detaching it and choosing another host`;
+        return { kind: 'advance', volumeId: j.volumeId, journal: retarget(j, 'attach-stuck', o.now, note), reason: note };
+      }
       return wait(o, j.volumeId, `attaching to ${target}`);
     }
     return wait(o, j.volumeId, `attachment to ${target} is ${attachment.state}`);
   }
   if (volume.state !== 'available') return wait(o, j.volumeId, `volume is ${volume.state}`);
   if (j.step === 'blocked' || target === null || j.device === null) return toAttaching(o, j, service, volume, 'retrying placement');
+  const targetIs = liveness(o, target);
+  if (targetIs === 'grace') return wait(o, j.volumeId, graceReason(o, target), o.config.pollMs * 4);
   const host = o.hosts.get(target);
-  if (!host || host.az !== volume.az) {
-    if (explicitTarget(j)) return fail(o, j, `requested target ${target} is no longer live`);
-    return toAttaching(o, j, service, volume, `target ${target} is gone`);
-  }
+  if (!host || host.az !== volume.az) return toAttaching(o, j, service, volume, `target ${target} is gone`);
   if (o.now - j.stepStartedAt > o.config.attachTimeoutMs) return fail(o, j, `attach to ${target} did not finish within ${o.config.attachTimeoutMs} ms`);
   if (deviceTakenOnInstance(o, target, j.device, j.volumeId)) {
     // EC2 says the name is in use (InvalidDevice.InUse, or it shows in the instance's mappings): pick another.
     const device = freeDevice(o, target);
-    if (device === null) return toAttaching(o, { ...j, toInstanceId: explicitTarget(j) ? target : null }, service, volume, `${j.device} is in use on ${target} and it has no other free device`);
+    if (device === null) return toAttaching(o, { ...j, toInstanceId: j.kind === 'manual' ? target : null }, service, volume, `${j.device} is in use on ${target} and it has no other free device`);
     const note = `${j.device} is in use on ${target}: attaching as ${device} instead`;
     return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'attaching', o.now, note, { device }), reason: note };
   }
   return { kind: 'attach', volumeId: j.volumeId, instanceId: target, device: j.device, reason: `attaching to ${target} as ${j.device}` };
 }
 
-function decideStarting(o: Observed, j: FailoverJournal): Decision {
+function decideStarting(o: Observed, j: FailoverJournal, service: ServiceRecord): Decision {
   const target = j.toInstanceId as string; // starting is only entered with a target
   const generation = j.generation ?? 0;
   const report = o.reports.get(reportKey(target, j.volumeId));
@@ -297,7 +383,14 @@ function decideStarting(o: Observed, j: FailoverJournal): Decision {
     return { kind: 'complete', volumeId: j.volumeId, journal: advance(j, 'done', o.now, note), reason: note };
   }
   if (report && report.generation === generation && report.phase === 'failed') return fail(o, j, `agent on ${target} failed: ${report.error ?? 'no error given'}`);
-  if (!o.hosts.has(target)) return fail(o, j, `target ${target} lost its lease before reporting active`);
+  const targetIs = liveness(o, target);
+  if (targetIs === 'grace') return wait(o, j.volumeId, graceReason(o, target), o.config.pollMs * 4);
+  if (targetIs === 'gone') {
+    // A dead target is not an EC2 error: fail over again at once, from it and without it. Its lease is
+    // gone, so it has fenced itself; placement → nobody keeps it down should it come back.
+    const note = `target ${target} lost its lease before reporting active: failing over again at once, without it`;
+    return releaseOr(o, j, service, retarget(j, 'target-lost', o.now, note), note);
+  }
   if (o.now - j.stepStartedAt > o.config.reportTimeoutMs) return fail(o, j, `${target} did not report active within ${o.config.reportTimeoutMs} ms`);
   return wait(o, j.volumeId, `waiting for ${target} to report active (generation ${generation}, now ${report ? `${report.phase}@${report.generation}` : 'no report'})`);
 }

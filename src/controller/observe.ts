@@ -68,6 +68,10 @@ export interface ObserveInput {
   knownHosts: ReadonlyMap<string, HostRecord>;
   volumes: ReadonlyMap<string, VolumeInfo>;
   instances: ReadonlyMap<string, InstanceInfo>;
+  /** See `Observed.graceUntil`; default none. */
+  graceUntil?: number | null;
+  /** See `Observed.pacing`; default none. */
+  pacing?: Observed['pacing'];
 }
 
 export function buildObserved(input: ObserveInput): Observed {
@@ -84,5 +88,7 @@ export function buildObserved(input: ObserveInput): Observed {
     requests: snap.requests,
     volumes: input.volumes,
     instances: input.instances,
+    graceUntil: input.graceUntil ?? null,
+    pacing: input.pacing ?? null,
   };
 }

@@ -11,13 +11,21 @@ export interface DecideConfig {
   releaseTimeoutMs: number;
   /** AttachVolume not reflected by EC2 after this long: the failover fails (EBS attach takes 1-10 s). */
   attachTimeoutMs: number;
+  /**
+   * An attachment still `attaching` this long after the target was chosen is stuck (it happens on AWS):
+   * it is force-detached, the target excluded, and another host chosen.
+   */
+  attachStuckAfterMs: number;
   /** Also StopInstances the fenced host (as Pacemaker's fence_aws does). */
   stopInstanceOnFence: boolean;
   /** Attachments (root included) an instance may hold; Nitro instances share 28 slots with ENIs. */
   maxAttachmentsPerInstance: number;
   /** How soon to look again at a volume whose EC2 state is in transition. */
   pollMs: number;
-  /** After a failed failover, wait this long before an automatic one starts again (no hot retry loop). */
+  /**
+   * After a failed failover, wait this long before an automatic one OF THE SAME CAUSE starts again (no hot
+   * retry loop on an error that retrying would repeat). A lost target is not such an error: it is retried at once.
+   */
   retryFailedAfterMs: number;
   /** A refused manual request is deleted this long after its refusal (the CLI has read the reason by then). */
   refusedRequestKeepMs: number;
@@ -40,8 +48,21 @@ export interface Observed {
   requests: ReadonlyMap<string, ManualRequest>;
   /** EC2's view of the volumes that need work; a missing entry means EC2 did not return it. */
   volumes: ReadonlyMap<string, VolumeInfo>;
-  /** EC2's view of live hosts' instances (device names in use); may be partial. */
+  /**
+   * EC2's view of live hosts' instances (state, device names in use). A live host whose instance is
+   * missing here is not eligible as a target: we cannot tell that it is running.
+   */
   instances: ReadonlyMap<string, InstanceInfo>;
+  /**
+   * Until this instant no host is called dead for want of a lease: the controller was just elected or
+   * saw etcd reconnect, and agents may not have renewed yet (null: no grace).
+   */
+  graceUntil: number | null;
+  /**
+   * Set while many hosts vanished at once (suspect: an etcd or network event more likely than deaths):
+   * how many more failovers caused by a lost holder may start now (null: not paced).
+   */
+  pacing: { remaining: number; reason: string } | null;
 }
 
 export function reportKey(instanceId: string, volumeId: string): string {
@@ -51,6 +72,18 @@ export function reportKey(instanceId: string, volumeId: string): string {
 export function serviceOfVolume(observed: Observed, volumeId: string): ServiceRecord | undefined {
   for (const service of observed.services.values()) if (service.volumeId === volumeId) return service;
   return undefined;
+}
+
+/** Where a host stands: its lease exists, it is gone, or it is gone but within the grace (not yet called dead). */
+export type Liveness = 'live' | 'gone' | 'grace';
+
+export function liveness(observed: Observed, instanceId: string): Liveness {
+  if (observed.hosts.has(instanceId)) return 'live';
+  return observed.graceUntil !== null && observed.now < observed.graceUntil ? 'grace' : 'gone';
+}
+
+export function graceReason(observed: Observed, instanceId: string): string {
+  return `${instanceId}'s lease is gone, but hosts have a grace for ${(observed.graceUntil ?? observed.now) - observed.now} ms more (controller just elected or etcd just reconnected): not calling it dead yet`;
 }
 
 /** A journal whose failover still has work to do. */
@@ -66,6 +99,9 @@ export const DEFAULT_DECIDE_CONFIG: DecideConfig = {
   releaseTimeoutMs: 120_000,
   // 2 min: EBS attach normally finishes in 1-10 s; far beyond that something is wrong in EC2.
   attachTimeoutMs: 120_000,
+  // 20 s: EBS attaches finish in 1-10 s; an attach still `attaching` after twice the slow end is the
+  // stuck kind AWS documents (it never finishes on its own), and another host is the faster way back.
+  attachStuckAfterMs: 20_000,
   stopInstanceOnFence: false,
   maxAttachmentsPerInstance: 28,
   // 250 ms: EC2 transitions take seconds; this keeps the added latency small with one batched Describe per tick.

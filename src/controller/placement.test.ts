@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseTarget, freeDevice } from './placement.js';
-import { AZ, I1, I2, I3, IB, UNIT, host, journal, observed, placement, service, type Spec } from './test-builders.js';
+import { AZ, I1, I2, I3, IB, UNIT, host, instance, journal, observed, placement, service, type Spec } from './test-builders.js';
 
 const OTHER = service({ unit: 'postgres@vol-0000000000000000f', volumeId: 'vol-0000000000000000f' });
 const otherOn = (instanceId: string) => placement(instanceId, 1, { volumeId: OTHER.volumeId, unit: OTHER.unit });
@@ -24,6 +24,17 @@ describe('chooseTarget', () => {
       { hosts: [host(I2)], services: [service(), OTHER], journals: [journal({ volumeId: OTHER.volumeId, unit: OTHER.unit, step: 'attaching', toInstanceId: I2 })] },
       null, `no live host in ${AZ} can take ${UNIT}: ${I2} already holds ${OTHER.unit} of conflict group postgres`,
     ],
+    [
+      'instance stopped or stopping in EC2: never chosen',
+      { hosts: [host(I2), host(I3)], instances: [instance(I2, { state: 'stopped' }), instance(I3, { state: 'stopping' })] },
+      null, `no live host in ${AZ} can take ${UNIT}: ${I2} is stopped in EC2; ${I3} is stopping in EC2`,
+    ],
+    ['a stopped instance is skipped for a running one', { hosts: [host(I2), host(I3)], instances: [instance(I2, { state: 'stopped' })] }, I3, `least loaded live host in ${AZ} (0 volumes)`],
+    [
+      'instance EC2 does not describe: not eligible',
+      { hosts: [host(I2)], instances: [] },
+      null, `no live host in ${AZ} can take ${UNIT}: ${I2} is not described by EC2 (instance state unknown)`,
+    ],
     ['required labels', { hosts: [host(I2), host(I3, { labels: { role: 'db' } })], services: [service({ requiredLabels: { role: 'db' } })] }, I3, `least loaded live host in ${AZ} (0 volumes)`],
     [
       'no free device name',
@@ -35,10 +46,16 @@ describe('chooseTarget', () => {
       { hosts: [host(I2)], instances: [{ instanceId: I2, az: AZ, state: 'running', privateIp: null, devices: ['/dev/xvda', '/dev/xvdf'], tags: {} }], config: { maxAttachmentsPerInstance: 2 } },
       null, `no live host in ${AZ} can take ${UNIT}: ${I2} at its limit of 2 attachments`,
     ],
-  ])('%s', (_name, spec, instanceId, reason) => {
+  ])('%s', (name, spec, instanceId, reason) => {
     const o = observed(spec);
+    if (name.startsWith('instance EC2 does not describe')) o.instances = new Map();
     const choice = chooseTarget(o, o.services.get(UNIT) ?? service(), AZ, new Set([I1]));
     expect(choice).toEqual(instanceId === null ? { ok: false, reason } : { ok: true, instanceId, device: '/dev/xvdf', reason });
+  });
+
+  it('never a host in exclude (the old holder, hosts this failover gave up)', () => {
+    const o = observed({ hosts: [host(I2), host(I3)] });
+    expect(chooseTarget(o, service(), AZ, new Set([I1, I2]))).toEqual({ ok: true, instanceId: I3, device: '/dev/xvdf', reason: `least loaded live host in ${AZ} (0 volumes)` });
   });
 
   it('prefers the host with fewer volumes', () => {

@@ -64,6 +64,11 @@ function unitsOn(observed: Observed, instanceId: string): ServiceRecord[] {
 /** Why `host` cannot take `service`'s volume (in `az`), or null when it can. */
 export function hostProblem(observed: Observed, service: ServiceRecord, az: string, host: HostRecord): string | null {
   if (host.az !== az) return `in ${host.az}, not the volume's ${az}`;
+  // A live agent on a stopping/stopped instance (or one EC2 does not describe) would take the attach
+  // and leave it `attaching` or fail with IncorrectInstanceState until the timeout: never choose it.
+  const instance = observed.instances.get(host.instanceId);
+  if (instance === undefined) return 'is not described by EC2 (instance state unknown)';
+  if (instance.state !== 'running') return `is ${instance.state} in EC2`;
   for (const [key, value] of Object.entries(service.requiredLabels)) {
     if (host.labels[key] !== value) return `lacks label ${key}=${value}`;
   }
@@ -81,7 +86,8 @@ export function hostProblem(observed: Observed, service: ServiceRecord, az: stri
 
 /**
  * Choose where `service`'s volume goes: a LIVE host in the volume's AZ only (EBS never crosses AZs),
- * honouring labels, the conflict group, free device names and the attachment limit; least loaded
+ * whose instance EC2 shows `running`, never one in `exclude` (the previous holder, and hosts this
+ * failover gave up), honouring labels, the conflict group, free device names and the attachment limit; least loaded
  * first, ties broken by instance id so every controller makes the same choice.
  */
 export function chooseTarget(observed: Observed, service: ServiceRecord, az: string, exclude: ReadonlySet<string>): TargetChoice {

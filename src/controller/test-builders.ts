@@ -42,7 +42,7 @@ export function request(over: Partial<ManualRequest> = {}): ManualRequest {
 }
 
 export function journal(over: Partial<FailoverJournal> = {}): FailoverJournal {
-  return { ...newJournal({ volumeId: VOL, unit: UNIT, kind: 'auto', fromInstanceId: I1, note: 'test' }, NOW - 1000), ...over };
+  return { ...newJournal({ volumeId: VOL, unit: UNIT, kind: 'auto', fromInstanceId: I1, cause: 'holder-lost', note: 'test' }, NOW - 1000), ...over };
 }
 
 export interface Spec {
@@ -57,9 +57,19 @@ export interface Spec {
   instances?: InstanceInfo[];
   config?: Partial<DecideConfig>;
   now?: number;
+  graceUntil?: number | null;
+  pacing?: Observed['pacing'];
 }
 
-/** A snapshot: hosts i-1 and i-2 live in us-east-1a, the postgres service, and whatever `spec` adds. */
+/** EC2's view of a running instance in `az` with only its root device. */
+export function instance(instanceId: string, over: Partial<InstanceInfo> = {}): InstanceInfo {
+  return { instanceId, az: AZ, state: 'running', privateIp: null, devices: ['/dev/xvda'], tags: {}, ...over };
+}
+
+/**
+ * A snapshot: hosts i-1 and i-2 live in us-east-1a, the postgres service, and whatever `spec` adds.
+ * Every live host's instance is `running` in EC2 unless `spec.instances` says otherwise for it.
+ */
 export function observed(spec: Spec = {}): Observed {
   const hosts = spec.hosts ?? [host(I1), host(I2)];
   return {
@@ -73,6 +83,8 @@ export function observed(spec: Spec = {}): Observed {
     reports: new Map((spec.reports ?? []).map((r) => [reportKey(r.instanceId, r.volumeId), r])),
     requests: new Map((spec.requests ?? []).map((r) => [r.volumeId, r])),
     volumes: new Map((spec.volumes ?? [volume({ instanceId: I1 })]).map((v) => [v.volumeId, v])),
-    instances: new Map((spec.instances ?? []).map((i) => [i.instanceId, i])),
+    instances: new Map([...hosts.map((h) => instance(h.instanceId, { az: h.az })), ...(spec.instances ?? [])].map((i) => [i.instanceId, i])),
+    graceUntil: spec.graceUntil ?? null,
+    pacing: spec.pacing ?? null,
   };
 }
