@@ -2,6 +2,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from '../log/logger.js';
 import { fromSdkError, isRetryableSdkError, type Ec2ErrorIds } from './errors.js';
+import { MutationFencedError, monoNow, runGated, type MutationGuard } from './gate.js';
 import { EC2_TIMING } from './timing.js';
 import { abortReason, type RateCategory, type RateLimiter } from './token-bucket.js';
 
@@ -13,6 +14,8 @@ export interface RetryTiming {
   retryMinMs: number;
   retryFactor: number;
   retryMaxMs: number;
+  mutationMinMs: number;
+  mutationMaxMs: number;
 }
 
 /** Everything one EC2 call goes through: the shared rate limiter, retries, error mapping, logging. */
@@ -29,16 +32,20 @@ export class Ec2Caller {
    * are retried with jittered exponential backoff; every other error is mapped to its typed error
    * and thrown at once (`AbortError`). Each attempt takes its own token: a retry is a new request.
    */
-  async run<T>(action: string, category: RateCategory, ids: Ec2ErrorIds, fn: (abortSignal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async run<T>(action: string, category: RateCategory, ids: Ec2ErrorIds, fn: (abortSignal?: AbortSignal) => Promise<T>, signal?: AbortSignal, guard?: MutationGuard): Promise<T> {
     const context = { ...ids, action };
     return pRetry(
       async (attemptNumber) => {
         await this.limiter.take(category, signal);
+        let attemptSignal = signal;
+        if (guard !== undefined) attemptSignal = await this.admit(guard, action, context, signal);
         try {
-          return await fn(signal);
+          return guard === undefined ? await fn(signal) : await runGated({ guard, action, ids: context }, () => fn(attemptSignal));
         } catch (err) {
           // An abort is the caller's decision, not EC2's answer: surface the signal's reason.
           if (signal?.aborted) throw new AbortError(abortReason(signal));
+          // Cut at the lease's deadline: EC2 may or may not have received it; the caller re-observes.
+          if (guard !== undefined && attemptSignal?.aborted) throw new AbortError(new MutationFencedError(action, guard.caller, guard.term, guard.remainingMs(), context, 'aborted at the lease deadline; EC2 may have received it'));
           const mapped = fromSdkError(err, context);
           if (!isRetryableSdkError(err)) throw new AbortError(mapped);
           this.log.warn({ ...context, attemptNumber, code: (mapped as { code?: string }).code, err: mapped.message }, 'EC2 call throttled or failed server-side; retrying');
@@ -56,4 +63,42 @@ export class Ec2Caller {
       },
     );
   }
+
+  /**
+   * Before each attempt of a gated (mutating) call: wait out the guard's quiet period, check the
+   * lease, and return a signal that aborts the request at the lease's deadline (or after
+   * `mutationMaxMs`). The final, synchronous check happens in GatedHttpHandler, after signing.
+   */
+  private async admit(guard: MutationGuard, action: string, ids: Ec2ErrorIds, signal?: AbortSignal): Promise<AbortSignal> {
+    const wait = (guard.notBeforeMono ?? 0) - monoNow();
+    if (wait > 0) {
+      this.log.info({ ...ids, action, waitMs: Math.round(wait) }, 'new term: waiting out the previous leader\'s longest possible in-flight call');
+      await sleep(wait, signal);
+    }
+    try {
+      guard.assert();
+    } catch (err) {
+      throw new AbortError(err instanceof Error ? err : new Error(String(err)));
+    }
+    const remaining = guard.remainingMs();
+    if (remaining < this.timing.mutationMinMs) throw new AbortError(new MutationFencedError(action, guard.caller, guard.term, remaining, ids));
+    const lifetime = AbortSignal.timeout(Math.max(1, Math.min(remaining, this.timing.mutationMaxMs)));
+    return signal === undefined ? lifetime : AbortSignal.any([signal, lifetime]);
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const done = (): void => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -45,7 +45,7 @@ describe('describeVolumes', () => {
     expect(mock.commandCalls(DescribeVolumesCommand)).toHaveLength(2);
     expect(mock.commandCalls(DescribeVolumesCommand).map((c) => c.args[0].input.Filters?.[0]?.Values?.length)).toEqual([200, 50]);
     expect(out.map((v) => v.volumeId)).toEqual([...ids].reverse());
-    expect(out[0]).toEqual({ volumeId: ids[249], az: 'us-east-1a', state: 'available', sizeGiB: 10, attachments: [], tags: { service: 'postgres' } });
+    expect(out[0]).toEqual({ volumeId: ids[249], az: 'us-east-1a', state: 'available', sizeGiB: 10, attachments: [], tags: { service: 'postgres' }, multiAttachEnabled: false });
   });
 
   it('follows NextToken', async () => {

@@ -1,8 +1,10 @@
 import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { z } from 'zod';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { Ec2Caller, type Ec2Send } from './call.js';
 import { InvalidInputError } from './errors.js';
+import { GatedHttpHandler, type GateHooks } from './gate.js';
 import { describeInstances, findInstances, stopInstance } from './instances.js';
 import { VolumePoller } from './poller.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, tagResources, untagResources } from './snapshots.js';
@@ -34,6 +36,8 @@ export interface CreateEc2Options {
   /** Injected time for waits and buckets (unit tests). */
   clock?: Clock;
   timing?: Partial<Ec2Timing>;
+  /** Test hooks of the mutation gate (src/ec2/gate.ts); unused with `client`. */
+  gateHooks?: GateHooks;
 }
 
 /** Placeholder keys for a loopback endpoint (the simulator checks no signatures). */
@@ -55,6 +59,8 @@ function sdkClient(opts: CreateEc2Options): Ec2Send {
     ...(credentials === undefined ? {} : { credentials }),
     // Our p-retry layer owns retrying (with the shared token buckets); SDK retries would multiply it.
     maxAttempts: 1,
+    // Every request passes the mutation gate last, after signing (a no-op for ungated calls).
+    requestHandler: new GatedHttpHandler(new NodeHttpHandler(), opts.gateHooks),
   });
 }
 
@@ -73,7 +79,7 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
   const poller = new VolumePoller((volumeIds) => describeVolumeMap(caller, volumeIds), timing.pollCoalesceMs);
   const waitDeps: WaitDeps = {
     observe: async (volumeId, signal) => poller.observe(volumeId, signal),
-    detach: async (volumeId, instanceId, force, signal) => detachVolume(caller, volumeId, instanceId, force, signal),
+    detach: async (volumeId, instanceId, force, signal, guard) => detachVolume(caller, volumeId, instanceId, force, signal, guard),
     clock,
     timing,
     log,
@@ -89,8 +95,8 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
     describeInstances: async (instanceIds, o) => describeInstances(caller, checkList(instanceIds, 'instanceIds', checkInstanceId), o?.signal),
     findInstances: async (filter, o) =>
       findInstances(caller, { az: filter.az === undefined ? undefined : checkAz(filter.az), tags: filter.tags === undefined ? undefined : checkTags(filter.tags) }, o?.signal),
-    attachVolume: async (volumeId, instanceId, device, o) => attachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), checkDevice(device), o?.signal, azOf),
-    detachVolume: async (volumeId, instanceId, force, o) => detachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), force, o?.signal),
+    attachVolume: async (volumeId, instanceId, device, o) => attachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), checkDevice(device), o?.signal, azOf, o?.guard),
+    detachVolume: async (volumeId, instanceId, force, o) => detachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), force, o?.signal, o?.guard),
     waitAttached: async (volumeId, instanceId, o) => waitAttached(waitDeps, checkVolumeId(volumeId), checkInstanceId(instanceId), { timeoutMs: checkTimeout(o.timeoutMs, 'timeoutMs'), signal: o.signal }),
     waitAvailable: async (volumeId, o) => waitAvailable(waitDeps, checkVolumeId(volumeId), { timeoutMs: checkTimeout(o.timeoutMs, 'timeoutMs'), signal: o.signal }),
     detachAndWait: async (volumeId, instanceId, o) =>
@@ -99,9 +105,10 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
         allowForce: o.allowForce,
         timeoutMs: checkTimeout(o.timeoutMs, 'timeoutMs'),
         signal: o.signal,
+        guard: o.guard,
       }),
-    stopInstance: async (instanceId, o) => stopInstance(caller, checkInstanceId(instanceId), o?.force ?? false, o?.signal),
-    createSnapshot: async (volumeId, description, tags, o) => createSnapshot(caller, checkVolumeId(volumeId), description, checkTags(tags), o?.signal),
+    stopInstance: async (instanceId, o) => stopInstance(caller, checkInstanceId(instanceId), o?.force ?? false, o?.signal, o?.guard),
+    createSnapshot: async (volumeId, description, tags, o) => createSnapshot(caller, checkVolumeId(volumeId), description, checkTags(tags), o?.signal, o?.guard),
     listSnapshots: async (filter, o) =>
       listSnapshots(
         caller,
@@ -112,7 +119,7 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
         },
         o?.signal,
       ),
-    deleteSnapshot: async (snapshotId, o) => deleteSnapshot(caller, checkSnapshotId(snapshotId), o?.signal),
+    deleteSnapshot: async (snapshotId, o) => deleteSnapshot(caller, checkSnapshotId(snapshotId), o?.signal, o?.guard),
     tagResources: async (resourceIds, tags, o) => tagResources(caller, checkList(resourceIds, 'resourceIds', checkResourceId), checkTags(tags), o?.signal),
     untagResources: async (resourceIds, tagKeys, o) => untagResources(caller, checkList(resourceIds, 'resourceIds', checkResourceId), checkList(tagKeys, 'tagKeys', checkTagKey), o?.signal),
   };

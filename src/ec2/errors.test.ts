@@ -6,8 +6,10 @@ import {
   DeviceInUseError,
   Ec2Error,
   Ec2ServerError,
+  IncorrectInstanceStateError,
   IncorrectStateError,
   InstanceNotFoundError,
+  SnapshotNotFoundError,
   RequestLimitExceededError,
   VolumeInUseError,
   VolumeNotFoundError,
@@ -90,5 +92,37 @@ describe('fromSdkError', () => {
       "volume vol-0123456789abcdef0 is in us-east-1a, instance i-0123456789abcdef0 is in us-east-1b: EBS cannot attach across AZs; pick a target host in the volume's AZ",
     );
     expect(err.az).toBe('us-east-1a');
+  });
+
+  it.each([
+    // What real EC2 answers for a device name already taken on the instance, besides InvalidDevice.InUse.
+    ["Invalid value '/dev/sdf' for unixDevice. Attachment point /dev/sdf is already in use", DeviceInUseError],
+    ['Value (/dev/sdf) for parameter device is invalid. /dev/sdf is already in use.', DeviceInUseError],
+    // Other InvalidParameterValue errors stay generic: a bad name is not "choose another one".
+    ['Value (/dev/hda) for parameter device is invalid. /dev/hda is not a valid EBS device name.', Ec2Error],
+  ])('InvalidParameterValue "%s" → %s', (message, cls) => {
+    const err = fromSdkError(sdkError('InvalidParameterValue', 400, message), ids);
+    expect(err.constructor).toBe(cls);
+    expect((err as Ec2Error).device).toBe('/dev/sdf');
+  });
+
+  it('IncorrectInstanceState, and IncorrectState about the instance on AttachVolume, → IncorrectInstanceStateError (choose another instance)', () => {
+    const direct = fromSdkError(sdkError('IncorrectInstanceState', 400, "The instance 'i-0123456789abcdef0' is not in a valid state for this operation."), ids);
+    expect(direct).toBeInstanceOf(IncorrectInstanceStateError);
+    expect((direct as Ec2Error).code).toBe('IncorrectInstanceState');
+    expect(direct.message).toContain('choose another instance');
+    const viaState = fromSdkError(sdkError('IncorrectState', 400, "The instance 'i-0123456789abcdef0' is not 'running'."), ids);
+    expect(viaState).toBeInstanceOf(IncorrectInstanceStateError);
+    // Still an IncorrectStateError for callers that only know that class.
+    expect(viaState).toBeInstanceOf(IncorrectStateError);
+    const volumeState = fromSdkError(sdkError('IncorrectState', 400, "Volume 'vol-0123456789abcdef0' is in the 'attaching' state."), { ...ids, action: 'DetachVolume' });
+    expect(volumeState).toBeInstanceOf(IncorrectStateError);
+    expect(volumeState).not.toBeInstanceOf(IncorrectInstanceStateError);
+  });
+
+  it('InvalidSnapshot.NotFound → SnapshotNotFoundError naming the snapshot', () => {
+    const err = fromSdkError(sdkError('InvalidSnapshot.NotFound', 400, "The snapshot 'snap-0123456789abcdef0' does not exist."), { action: 'DeleteSnapshot' });
+    expect(err).toBeInstanceOf(SnapshotNotFoundError);
+    expect((err as SnapshotNotFoundError).snapshotId).toBe('snap-0123456789abcdef0');
   });
 });

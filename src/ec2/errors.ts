@@ -77,9 +77,31 @@ export class VolumeInUseError extends Ec2Error {
 }
 
 export class IncorrectStateError extends Ec2Error {
-  override readonly name = 'IncorrectStateError';
-  constructor(ids: Ec2ErrorIds, detail: string, options?: Opts) {
-    super('IncorrectState', `volume ${ids.volumeId ?? '?'} / instance ${ids.instanceId ?? '?'} is in the wrong state for ${ids.action ?? 'this call'} (${detail}): wait for the transition to finish and retry`, ids, false, options);
+  override readonly name: string = 'IncorrectStateError';
+  constructor(ids: Ec2ErrorIds, detail: string, options?: Opts, awsCode = 'IncorrectState') {
+    super(awsCode, `volume ${ids.volumeId ?? '?'} / instance ${ids.instanceId ?? '?'} is in the wrong state for ${ids.action ?? 'this call'} (${detail}): wait for the transition to finish and retry`, ids, false, options);
+  }
+}
+
+/**
+ * The instance is not in a state that takes the call (AttachVolume to a terminated, shutting-down,
+ * pending or stopping instance). Unlike a volume's IncorrectState this is no race that the next look
+ * resolves: the same instance will keep refusing, so the caller must choose another one.
+ * A subclass of IncorrectStateError because EC2 also reports some of these as `IncorrectState`.
+ */
+export class IncorrectInstanceStateError extends IncorrectStateError {
+  override readonly name: string = 'IncorrectInstanceStateError';
+  constructor(ids: Ec2ErrorIds, detail: string, options?: Opts, awsCode = 'IncorrectInstanceState') {
+    super(ids, detail, options, awsCode);
+    this.message = `instance ${ids.instanceId ?? '?'} cannot take ${ids.action ?? 'this call'} in its current state (${detail}): choose another instance`;
+  }
+}
+
+/** DeleteSnapshot/DescribeSnapshots of a snapshot that does not exist (already deleted, or a typo). */
+export class SnapshotNotFoundError extends Ec2Error {
+  override readonly name = 'SnapshotNotFoundError';
+  constructor(snapshotId: string, ids: Ec2ErrorIds = {}, options?: Opts) {
+    super('InvalidSnapshot.NotFound', `snapshot ${snapshotId} not found: already deleted, or another region`, { ...ids, snapshotId }, false, options);
   }
 }
 
@@ -193,6 +215,20 @@ function isThrottling(code: string): boolean {
   return THROTTLING_CODES.has(code) || code.startsWith('Throttling');
 }
 
+/**
+ * Real EC2 reports a device name taken on the instance as `InvalidParameterValue` with "… is already
+ * in use" (e.g. "Invalid value '/dev/sdf' for unixDevice. Attachment point /dev/sdf is already in
+ * use") as often as with `InvalidDevice.InUse`; both mean "choose another device name".
+ */
+function isDeviceInUseMessage(code: string, message: string): boolean {
+  return code === 'InvalidParameterValue' && /already in use/i.test(message) && /(unixDevice|attachment point|device)/i.test(message);
+}
+
+/** EC2's IncorrectState on AttachVolume about the INSTANCE (not the volume): "instance 'i-…' is not 'running'". */
+function isInstanceStateMessage(message: string): boolean {
+  return /\binstance\b/i.test(message) && /(is not 'running'|not in a valid state|not in a state)/i.test(message);
+}
+
 /** First `vol-…` / `i-…` named in an AWS message: DescribeVolumes names the missing id there. */
 function idInMessage(message: string, prefix: 'vol' | 'i' | 'snap'): string | undefined {
   return new RegExp(`\\b${prefix}-[0-9a-f]{8,17}\\b`).exec(message)?.[0];
@@ -217,8 +253,13 @@ export function fromSdkError(err: unknown, ids: Ec2ErrorIds): Error {
       return new ZoneMismatchError(ids, cause);
     case 'VolumeInUse':
       return new VolumeInUseError(ids, cause);
+    case 'IncorrectInstanceState':
+      return new IncorrectInstanceStateError(ids, sdk.message, cause);
     case 'IncorrectState':
+      if (ids.action === 'AttachVolume' && isInstanceStateMessage(sdk.message)) return new IncorrectInstanceStateError(ids, sdk.message, cause, 'IncorrectState');
       return new IncorrectStateError(ids, sdk.message, cause);
+    case 'InvalidSnapshot.NotFound':
+      return new SnapshotNotFoundError(idInMessage(sdk.message, 'snap') ?? ids.snapshotId ?? '?', ids, cause);
     case 'InvalidDevice.InUse':
       return new DeviceInUseError(ids, cause);
     case 'InvalidAttachment.NotFound':
@@ -228,6 +269,7 @@ export function fromSdkError(err: unknown, ids: Ec2ErrorIds): Error {
     default:
       break;
   }
+  if (isDeviceInUseMessage(sdk.code, sdk.message)) return new DeviceInUseError(ids, cause);
   if (isThrottling(sdk.code)) return new RequestLimitExceededError(ids, sdk.code, cause);
   if (SERVER_CODES.has(sdk.code) || (sdk.status !== undefined && sdk.status >= 500)) return new Ec2ServerError(ids, sdk.code, sdk.status, cause);
   return new Ec2Error(sdk.code, `EC2 ${ids.action ?? 'call'} failed with ${sdk.code}: ${sdk.message}`, ids, false, cause);

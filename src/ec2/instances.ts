@@ -2,7 +2,7 @@ import { DescribeInstancesCommand, StopInstancesCommand, type Filter } from '@aw
 import type { Ec2Caller } from './call.js';
 import { InstanceNotFoundError } from './errors.js';
 import { chunks, tagFilters, toInstanceInfo } from './map.js';
-import type { InstanceInfo } from './types.js';
+import type { InstanceInfo, MutationGuard } from './types.js';
 
 /** EC2 takes at most 200 values per filter. */
 const ID_CHUNK = 200;
@@ -52,7 +52,7 @@ export function findInstances(caller: Ec2Caller, filter: { az?: string; tags?: R
 }
 
 /** StopInstances; `force` skips the OS shutdown (used to fence a host that no longer answers). */
-export async function stopInstance(caller: Ec2Caller, instanceId: string, force: boolean, signal?: AbortSignal): Promise<void> {
+export async function stopInstance(caller: Ec2Caller, instanceId: string, force: boolean, signal?: AbortSignal, guard?: MutationGuard): Promise<void> {
   await caller.run('StopInstances', 'mutating', { instanceId }, (abortSignal) =>
-    caller.client.send(new StopInstancesCommand({ InstanceIds: [instanceId], Force: force }), { abortSignal }), signal);
+    caller.client.send(new StopInstancesCommand({ InstanceIds: [instanceId], Force: force }), { abortSignal }), signal, guard);
 }

@@ -45,6 +45,8 @@ export function toVolumeInfo(v: Volume): VolumeInfo | undefined {
     sizeGiB: v.Size ?? 0,
     attachments: (v.Attachments ?? []).map(toAttachment).filter((a): a is VolumeAttachment => a !== undefined),
     tags: tagsOf(v.Tags),
+    // Always set, so the core can refuse Multi-Attach volumes without guessing what "absent" means.
+    multiAttachEnabled: v.MultiAttachEnabled === true,
   };
 }
 

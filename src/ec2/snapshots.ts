@@ -1,15 +1,15 @@
 import { CreateSnapshotCommand, CreateTagsCommand, DeleteSnapshotCommand, DeleteTagsCommand, DescribeSnapshotsCommand, type Filter } from '@aws-sdk/client-ec2';
 import type { Ec2Caller } from './call.js';
-import { Ec2Error } from './errors.js';
+import { Ec2Error, SnapshotNotFoundError } from './errors.js';
 import { chunks, tagFilters, toSnapshotInfo, toTags } from './map.js';
-import type { SnapshotInfo } from './types.js';
+import type { MutationGuard, SnapshotInfo } from './types.js';
 
 /** EC2 takes at most 200 values per filter. */
 const ID_CHUNK = 200;
 /** DescribeSnapshots' largest page (MaxResults 5–1000). */
 const SNAPSHOT_PAGE = 1000;
 
-export async function createSnapshot(caller: Ec2Caller, volumeId: string, description: string, tags: Record<string, string>, signal?: AbortSignal): Promise<SnapshotInfo> {
+export async function createSnapshot(caller: Ec2Caller, volumeId: string, description: string, tags: Record<string, string>, signal?: AbortSignal, guard?: MutationGuard): Promise<SnapshotInfo> {
   const hasTags = Object.keys(tags).length > 0;
   const out = await caller.run('CreateSnapshot', 'snapshot', { volumeId }, (abortSignal) =>
     caller.client.send(
@@ -20,7 +20,7 @@ export async function createSnapshot(caller: Ec2Caller, volumeId: string, descri
         TagSpecifications: hasTags ? [{ ResourceType: 'snapshot', Tags: toTags(tags) }] : undefined,
       }),
       { abortSignal },
-    ), signal);
+    ), signal, guard);
   const info = toSnapshotInfo(out);
   if (info === undefined) throw new Ec2Error('InvalidResponse', `CreateSnapshot of ${volumeId} returned no snapshot id`, { volumeId, action: 'CreateSnapshot' });
   return info;
@@ -60,9 +60,18 @@ export async function listSnapshots(caller: Ec2Caller, filter: { volumeIds?: str
   return out;
 }
 
-export async function deleteSnapshot(caller: Ec2Caller, snapshotId: string, signal?: AbortSignal): Promise<void> {
-  await caller.run('DeleteSnapshot', 'snapshot', { snapshotId }, (abortSignal) =>
-    caller.client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }), { abortSignal }), signal);
+/**
+ * DeleteSnapshot. One that is already gone (deleted by an earlier run that failed afterwards, or by
+ * hand) counts as deleted: pruning is idempotent and must not fail a run over it.
+ */
+export async function deleteSnapshot(caller: Ec2Caller, snapshotId: string, signal?: AbortSignal, guard?: MutationGuard): Promise<void> {
+  try {
+    await caller.run('DeleteSnapshot', 'snapshot', { snapshotId }, (abortSignal) =>
+      caller.client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }), { abortSignal }), signal, guard);
+  } catch (err) {
+    if (err instanceof SnapshotNotFoundError) return;
+    throw err;
+  }
 }
 
 export async function tagResources(caller: Ec2Caller, resourceIds: string[], tags: Record<string, string>, signal?: AbortSignal): Promise<void> {

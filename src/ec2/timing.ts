@@ -10,6 +10,8 @@ export interface Ec2Timing {
   retryMinMs: number;
   retryFactor: number;
   retryMaxMs: number;
+  mutationMinMs: number;
+  mutationMaxMs: number;
 }
 
 export const EC2_TIMING: Readonly<Ec2Timing> = {
@@ -48,4 +50,15 @@ export const EC2_TIMING: Readonly<Ec2Timing> = {
   retryFactor: 2,
   /** Cap of one retry delay: beyond ~5 s the leader would rather re-observe than keep one call alive. */
   retryMaxMs: 5_000,
+  /**
+   * A gated mutating request is not started with less lease left than this: EC2 answers Attach/Detach
+   * in ~100–500 ms, so a request that could not finish before the step-down deadline is not begun.
+   */
+  mutationMinMs: 250,
+  /**
+   * Longest lifetime of one mutating request (it is also cut at the caller's lease deadline, which
+   * is shorter when the lease is). This bounds what a deposed leader can still have in flight, and
+   * so how long a new leader waits before its first mutation (min of this and the election TTL).
+   */
+  mutationMaxMs: 5_000,
 };

@@ -54,6 +54,33 @@ export interface SnapshotInfo {
 }
 
 /**
+ * What the mutation gate (src/ec2/gate.ts) checks before each mutating request: the caller's lease,
+ * read on a monotonic clock. The controller builds one per term from its leadership, the snapshot
+ * job one per volume from its lock.
+ */
+export interface MutationGuard {
+  /** Who calls, e.g. the controller's candidate id or the snapshot job's lock owner. */
+  readonly caller: string;
+  /** The lease's fencing value: the leader key's or the lock key's create revision. */
+  readonly term: string;
+  /** Throws (synchronously) when the caller may no longer act: lease lost or its step-down deadline passed. */
+  assert(): void;
+  /** Milliseconds until the lease's step-down deadline (≤ 0: passed). A request never outlives it. */
+  remainingMs(): number;
+  /**
+   * `performance.now()` before which no mutation may start: a new leader waits out the longest call
+   * the previous term may still have in flight. Omitted: no wait.
+   */
+  readonly notBeforeMono?: number;
+}
+
+/** Options of a mutating call: `guard` puts it through the mutation gate. */
+export interface MutatingOpts {
+  signal?: AbortSignal;
+  guard?: MutationGuard;
+}
+
+/**
  * What the controller and the CLI need from EC2. `src/ec2/client.ts` implements it over the real
  * SDK; tests of the decision core use an in-memory fake. Every method may throw the typed errors of
  * `src/ec2/errors.ts`. `signal` aborts waits (e.g. when leadership is lost).
@@ -63,9 +90,9 @@ export interface Ec2Port {
   describeInstances(instanceIds: string[], opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
   /** Instances in one AZ (optionally with tags), running or not. */
   findInstances(filter: { az?: string; tags?: Record<string, string> }, opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
-  attachVolume(volumeId: string, instanceId: string, device: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  attachVolume(volumeId: string, instanceId: string, device: string, opts?: MutatingOpts): Promise<void>;
   /** One DetachVolume call (no wait). `force` is EC2's Force flag. */
-  detachVolume(volumeId: string, instanceId: string, force: boolean, opts?: { signal?: AbortSignal }): Promise<void>;
+  detachVolume(volumeId: string, instanceId: string, force: boolean, opts?: MutatingOpts): Promise<void>;
   /** Polls (fast first, then backing off) until the volume is attached to the instance. */
   waitAttached(volumeId: string, instanceId: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<VolumeInfo>;
   /** Polls until the volume has no attachment (state `available`). */
@@ -77,12 +104,13 @@ export interface Ec2Port {
   detachAndWait(
     volumeId: string,
     instanceId: string,
-    opts: { forceAfterMs: number; allowForce: boolean; timeoutMs: number; signal?: AbortSignal },
+    opts: { forceAfterMs: number; allowForce: boolean; timeoutMs: number; signal?: AbortSignal; guard?: MutationGuard },
   ): Promise<{ forced: boolean; volume: VolumeInfo }>;
-  stopInstance(instanceId: string, opts?: { force?: boolean; signal?: AbortSignal }): Promise<void>;
-  createSnapshot(volumeId: string, description: string, tags: Record<string, string>, opts?: { signal?: AbortSignal }): Promise<SnapshotInfo>;
+  stopInstance(instanceId: string, opts?: { force?: boolean } & MutatingOpts): Promise<void>;
+  createSnapshot(volumeId: string, description: string, tags: Record<string, string>, opts?: MutatingOpts): Promise<SnapshotInfo>;
   listSnapshots(filter: { volumeIds?: string[]; tags?: Record<string, string>; ownerSelf?: boolean }, opts?: { signal?: AbortSignal }): Promise<SnapshotInfo[]>;
-  deleteSnapshot(snapshotId: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** A snapshot that is already gone counts as deleted. */
+  deleteSnapshot(snapshotId: string, opts?: MutatingOpts): Promise<void>;
   tagResources(resourceIds: string[], tags: Record<string, string>, opts?: { signal?: AbortSignal }): Promise<void>;
   untagResources(resourceIds: string[], tagKeys: string[], opts?: { signal?: AbortSignal }): Promise<void>;
 }

@@ -2,11 +2,11 @@ import type { Logger } from '../log/logger.js';
 import { Ec2Error, Ec2WaitTimeoutError, IncorrectStateError, UnexpectedAttachmentError, VolumeNotFoundError } from './errors.js';
 import type { Ec2Timing } from './timing.js';
 import type { Clock } from './token-bucket.js';
-import type { VolumeInfo } from './types.js';
+import type { MutationGuard, VolumeInfo } from './types.js';
 
 export interface WaitDeps {
   observe(volumeId: string, signal?: AbortSignal): Promise<VolumeInfo | null>;
-  detach(volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal): Promise<void>;
+  detach(volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal, guard?: MutationGuard): Promise<void>;
   clock: Clock;
   timing: Pick<Ec2Timing, 'pollInitialMs' | 'pollFactor' | 'pollMaxMs'>;
   log: Logger;
@@ -91,12 +91,13 @@ export function waitAvailable(deps: WaitDeps, volumeId: string, opts: PollOpts):
 export interface DetachAndWaitOpts extends PollOpts {
   forceAfterMs: number;
   allowForce: boolean;
+  guard?: MutationGuard;
 }
 
 /** A detach that lost a race (IncorrectState: the attachment moved on) is fine: the next poll sees why. */
-async function detachTolerant(deps: WaitDeps, volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal): Promise<void> {
+async function detachTolerant(deps: WaitDeps, volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal, guard?: MutationGuard): Promise<void> {
   try {
-    await deps.detach(volumeId, instanceId, force, signal);
+    await deps.detach(volumeId, instanceId, force, signal, guard);
   } catch (err) {
     if (!(err instanceof IncorrectStateError)) throw err;
     deps.log.info({ volumeId, instanceId, force }, 'detach raced a state change; re-observing');
@@ -131,11 +132,11 @@ export async function detachAndWait(deps: WaitDeps, volumeId: string, instanceId
     }
     if (!forced && opts.allowForce && (elapsedMs >= opts.forceAfterMs || stuckForMs >= opts.forceAfterMs)) {
       log.warn({ state, elapsedMs, stuckForMs, forceAfterMs: opts.forceAfterMs }, 'volume not free within the bound; forcing the detach');
-      await detachTolerant(deps, volumeId, instanceId, true, opts.signal);
+      await detachTolerant(deps, volumeId, instanceId, true, opts.signal, opts.guard);
       forced = true;
     } else if (!gracefulSent && state === 'attached') {
       // A graceful detach while `attaching` fails with IncorrectState: wait for `attached` first.
-      await detachTolerant(deps, volumeId, instanceId, false, opts.signal);
+      await detachTolerant(deps, volumeId, instanceId, false, opts.signal, opts.guard);
       gracefulSent = true;
     }
     return { wanted: 'available', seen: describeState(v) };

@@ -60,8 +60,12 @@ export function attachVolume(world: World, volumeId: string, instanceId: string,
   if (!DEVICE_NAME.test(device)) throw invalidParameter(`Value (${device}) for parameter device is invalid. ${device} is not a valid EBS device name.`);
   const volume = getVolume(world, volumeId);
   const instance = getInstance(world, instanceId);
-  if (instance.state !== 'running') {
+  if (instance.state === 'stopped') {
     throw incorrectState(`The instance '${instanceId}' is not 'running'.`, { volumeId, instanceId });
+  }
+  if (instance.state !== 'running') {
+    // What EC2 answers for an instance in transition or gone (pending, stopping, shutting-down, terminated).
+    throw new Ec2SimError('IncorrectInstanceState', `The instance '${instanceId}' is not in a valid state for this operation (${instance.state}).`, 400, { volumeId, instanceId });
   }
   if (volume.az !== instance.az) {
     throw new Ec2SimError(
@@ -75,6 +79,10 @@ export function attachVolume(world: World, volumeId: string, instanceId: string,
     throw new Ec2SimError('VolumeInUse', `${volumeId} is already attached to an instance`, 400, { volumeId, instanceId: volume.attachment.instanceId });
   }
   const onInstance = attachmentsOf(world, instanceId);
+  if (world.faults.isDeviceBusy(instanceId, device)) {
+    // Real EC2 also reports a taken device name this way (e.g. one the OS still holds after a detach).
+    throw invalidParameter(`Invalid value '${device}' for unixDevice. Attachment point ${device} is already in use`);
+  }
   if (device === instance.rootDevice || onInstance.some((v) => v.attachment?.device === device)) {
     throw new Ec2SimError('InvalidDevice.InUse', `Invalid value '${device}' for unixDevice. Attachment point ${device} is already in use`, 400, { volumeId, instanceId });
   }
@@ -86,7 +94,7 @@ export function attachVolume(world: World, volumeId: string, instanceId: string,
   volume.attachment = attachment;
   setState(world, volume, attachment, 'attaching');
   if (!world.faults.isAttachStuck(volumeId)) {
-    attachment.cancel = world.clock.schedule(world.latencies.attachMs, () => completeAttach(world, volume, attachment, instance));
+    attachment.cancel = world.clock.schedule(world.delay(world.faults.slowAttachMs(volumeId) ?? world.latencies.attachMs), () => completeAttach(world, volume, attachment, instance));
   }
   return { ...attachment };
 }
@@ -181,7 +189,7 @@ function startDetaching(world: World, volume: SimVolume, attachment: SimAttachme
   setState(world, volume, attachment, 'detaching');
   // A stuck volume stays `detaching` until someone forces the detach.
   if (world.faults.isDetachStuck(volume.volumeId)) return;
-  attachment.cancel = world.clock.schedule(world.latencies.detachMs, () => completeDetach(world, volume, attachment, false));
+  attachment.cancel = world.clock.schedule(world.delay(world.latencies.detachMs), () => completeDetach(world, volume, attachment, false));
 }
 
 function forceDetach(world: World, volume: SimVolume, attachment: SimAttachment): void {
@@ -189,7 +197,7 @@ function forceDetach(world: World, volume: SimVolume, attachment: SimAttachment)
   attachment.cancel = undefined;
   world.faults.clearStuck(volume.volumeId);
   setState(world, volume, attachment, 'detaching', true);
-  attachment.cancel = world.clock.schedule(world.latencies.detachMs, () => completeDetach(world, volume, attachment, true));
+  attachment.cancel = world.clock.schedule(world.delay(world.latencies.detachMs), () => completeDetach(world, volume, attachment, true));
 }
 
 function completeDetach(world: World, volume: SimVolume, attachment: SimAttachment, forced: boolean): void {
@@ -208,6 +216,6 @@ export function dropAttachments(world: World, instanceId: string): void {
     attachment.cancel?.();
     attachment.cancel = undefined;
     setState(world, volume, attachment, 'detaching', true);
-    attachment.cancel = world.clock.schedule(world.latencies.detachMs, () => completeDetach(world, volume, attachment, true));
+    attachment.cancel = world.clock.schedule(world.delay(world.latencies.detachMs), () => completeDetach(world, volume, attachment, true));
   }
 }

@@ -23,6 +23,7 @@ type Route = (sim: Ec2Sim, body: unknown) => unknown;
 const ROUTES: Record<string, Route> = {
   'GET /_sim/state': (sim) => sim.state(),
   'GET /_sim/history': (sim) => sim.history,
+  'GET /_sim/requests': (sim) => sim.requests,
   'GET /_sim/stats': (sim) => sim.stats(),
   'GET /_sim/throttle': (sim) => sim.throttle.settings(),
   'POST /_sim/stats/reset': (sim) => {

@@ -8,6 +8,9 @@ import { Ec2SimError } from './errors.js';
  * - `throttle`: the next `count` calls of `action` fail with RequestLimitExceeded.
  * - `stuck-detach`: a graceful detach of the volume hangs in `detaching` until a forced detach.
  * - `stuck-attach`: an attach of the volume hangs in `attaching` until a forced detach.
+ * - `slow-attach`: attaches of the volume take `ms` (before timeScale) instead of `attachMs`.
+ * - `device-busy`: AttachVolume to `instanceId` as `device` fails with `InvalidParameterValue … is
+ *   already in use` (as real EC2 answers for a name the OS still holds) until cleared.
  */
 export const Fault = z.discriminatedUnion('kind', [
   z.object({
@@ -19,6 +22,8 @@ export const Fault = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('throttle'), action: z.string().min(1), count: z.number().int().positive().default(1) }),
   z.object({ kind: z.literal('stuck-detach'), volumeId: z.string() }),
   z.object({ kind: z.literal('stuck-attach'), volumeId: z.string() }),
+  z.object({ kind: z.literal('slow-attach'), volumeId: z.string(), ms: z.number().min(0) }),
+  z.object({ kind: z.literal('device-busy'), instanceId: z.string(), device: z.string() }),
 ]);
 export type Fault = z.input<typeof Fault>;
 
@@ -32,6 +37,8 @@ export class FaultBook {
   private counted: CountedFault[] = [];
   private readonly stuckDetach = new Set<string>();
   private readonly stuckAttach = new Set<string>();
+  private readonly slowAttach = new Map<string, number>();
+  private readonly deviceBusy = new Set<string>();
 
   inject(input: Fault): void {
     const fault = Fault.parse(input);
@@ -55,6 +62,12 @@ export class FaultBook {
       case 'stuck-attach':
         this.stuckAttach.add(fault.volumeId);
         break;
+      case 'slow-attach':
+        this.slowAttach.set(fault.volumeId, fault.ms);
+        break;
+      case 'device-busy':
+        this.deviceBusy.add(`${fault.instanceId} ${fault.device}`);
+        break;
     }
   }
 
@@ -62,6 +75,16 @@ export class FaultBook {
     this.counted = [];
     this.stuckDetach.clear();
     this.stuckAttach.clear();
+    this.slowAttach.clear();
+    this.deviceBusy.clear();
+  }
+
+  slowAttachMs(volumeId: string): number | undefined {
+    return this.slowAttach.get(volumeId);
+  }
+
+  isDeviceBusy(instanceId: string, device: string): boolean {
+    return this.deviceBusy.has(`${instanceId} ${device}`);
   }
 
   /** Consumes one pending counted fault for `action`, returning the error to answer with. */

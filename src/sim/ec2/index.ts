@@ -10,6 +10,7 @@ export {
   SIM_ACCOUNT_ID,
   NITRO_ATTACHMENT_SLOTS,
   type HistoryEntry,
+  type RequestEntry,
   type Latencies,
 } from './model.js';
 export { AddInstanceInput, AddVolumeInput, SeedInput, ThrottleInput } from './schemas.js';

@@ -25,7 +25,7 @@ export function stopInstances(world: World, instanceIds: string[], force: boolea
     if (previous === 'running' || previous === 'pending' || (previous === 'stopping' && force)) {
       instance.cancel?.();
       instance.state = 'stopping';
-      instance.cancel = world.clock.schedule(force ? world.latencies.forceStopMs : world.latencies.stopMs, () => {
+      instance.cancel = world.clock.schedule(world.delay(force ? world.latencies.forceStopMs : world.latencies.stopMs), () => {
         instance.cancel = undefined;
         if (instance.state === 'stopping') instance.state = 'stopped';
       });
@@ -45,7 +45,7 @@ export function terminateInstance(world: World, instanceId: string): StateChange
   instance.cancel?.();
   instance.state = 'shutting-down';
   dropAttachments(world, instanceId);
-  instance.cancel = world.clock.schedule(world.latencies.terminateMs, () => {
+  instance.cancel = world.clock.schedule(world.delay(world.latencies.terminateMs), () => {
     instance.cancel = undefined;
     instance.state = 'terminated';
   });

@@ -21,6 +21,10 @@ export interface Latencies {
   forceStopMs: number;
   /** shutting-down → terminated. */
   terminateMs: number;
+  /** Delay of every API answer (after the state change). */
+  callMs: number;
+  /** ±ratio jitter on every delay above; null: none. */
+  jitter: { ratio: number; seed?: number } | null;
 }
 
 export const DEFAULT_LATENCIES: Latencies = {
@@ -30,6 +34,8 @@ export const DEFAULT_LATENCIES: Latencies = {
   stopMs: 100,
   forceStopMs: 30,
   terminateMs: 100,
+  callMs: 0,
+  jitter: null,
 };
 
 /** Typical real-EC2 timings (attach ~5 s, detach ~10 s, small snapshot ~1 min, stop ~30 s). */
@@ -40,6 +46,8 @@ export const AWS_LIKE_LATENCIES: Latencies = {
   stopMs: 30_000,
   forceStopMs: 10_000,
   terminateMs: 30_000,
+  callMs: 0,
+  jitter: null,
 };
 
 /**
@@ -78,6 +86,7 @@ export interface SimVolume {
   createTime: number;
   tags: Record<string, string>;
   attachment: SimAttachment | null;
+  multiAttachEnabled: boolean;
 }
 
 export interface SimInstance {
@@ -112,6 +121,23 @@ export interface HistoryEntry {
   device: string;
   state: AttachmentState;
   forced?: boolean;
+}
+
+/**
+ * One mutating request as the endpoint received it, with the caller's identity and term from the
+ * mutation gate's extra headers (null when absent) and its outcome (`ok` or the error code).
+ */
+export interface RequestEntry {
+  at: number;
+  action: string;
+  volumeId: string | null;
+  instanceId: string | null;
+  snapshotId: string | null;
+  force: boolean;
+  device: string | null;
+  caller: string | null;
+  term: string | null;
+  outcome: string;
 }
 
 /** A fresh EC2-style id: prefix + 17 hex digits. */

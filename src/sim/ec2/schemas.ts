@@ -23,12 +23,30 @@ export const AddVolumeInput = z.object({
   az: AvailabilityZone,
   sizeGiB: z.number().int().min(1).max(65_536).default(8),
   tags: Tags.default({}),
+  /** EBS Multi-Attach (io1/io2): only reported by DescribeVolumes; the sim still holds one attachment. */
+  multiAttachEnabled: z.boolean().default(false),
 });
 export type AddVolumeInput = z.input<typeof AddVolumeInput>;
 
 const Millis = z.number().min(0);
+/**
+ * Jitter on every simulated delay and on every API answer: each delay is multiplied by a factor drawn
+ * uniformly from [1 − ratio, 1 + ratio]. With `seed` the draws repeat from run to run.
+ */
+export const JitterInput = z.object({ ratio: z.number().min(0).max(1), seed: z.number().int().optional() }).strict();
+export type JitterInput = z.infer<typeof JitterInput>;
 export const LatenciesInput = z
-  .object({ attachMs: Millis, detachMs: Millis, snapshotMs: Millis, stopMs: Millis, forceStopMs: Millis, terminateMs: Millis })
+  .object({
+    attachMs: Millis,
+    detachMs: Millis,
+    snapshotMs: Millis,
+    stopMs: Millis,
+    forceStopMs: Millis,
+    terminateMs: Millis,
+    /** Delay before every API answer (the state change happens on receipt, as on EC2); default 0. */
+    callMs: Millis,
+    jitter: JitterInput.nullable(),
+  })
   .partial()
   .strict();
 export type LatenciesInput = z.infer<typeof LatenciesInput>;

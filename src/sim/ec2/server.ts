@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from '../../log/logger.js';
 import { silentLogger } from '../../log/logger.js';
+import { CALLER_HEADER, MUTATING_ACTIONS, TERM_HEADER } from '../../ec2/gate.js';
 import { ACTIONS } from './actions/index.js';
 import { handleControl } from './control.js';
 import { Ec2SimError } from './errors.js';
@@ -15,6 +16,12 @@ import { errorDocument, responseDocument } from './xml.js';
 
 /** EC2 request bodies are small; a cap keeps a runaway client from exhausting memory. */
 const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * Idle kept-alive connections stay open this long (Node's default is 5 s). AWS endpoints keep idle
+ * connections for minutes, and a client frozen for seconds must find its connection still open, as
+ * it would against AWS (the deposed-controller test depends on it).
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export interface Ec2EndpointOptions extends Ec2SimOptions {
   /** 0 (default) picks a free port. */
@@ -44,6 +51,9 @@ export async function startEc2Endpoint(opts: Ec2EndpointOptions = {}): Promise<E
         if (!res.headersSent) send(res, 500, 'text/plain', 'internal error');
       });
   });
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  // Node closes a connection that sent no request headers for headersTimeout; keep it above the idle time.
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -72,6 +82,26 @@ function route(sim: Ec2Sim, log: Logger, req: IncomingMessage, res: ServerRespon
   const params = parseQuery(req.method === 'POST' ? body : url.search.slice(1));
   const requestId = randomUUID();
   const action = params.get('Action') ?? '';
+  const receivedAt = sim.internals.clock.now();
+  const record = (outcome: string): void => {
+    if (!MUTATING_ACTIONS.has(action)) return;
+    sim.recordRequest({
+      at: receivedAt, action, outcome,
+      volumeId: params.get('VolumeId') ?? null,
+      instanceId: params.get('InstanceId') ?? params.get('InstanceId.1') ?? null,
+      snapshotId: params.get('SnapshotId') ?? null,
+      force: params.get('Force') === 'true',
+      device: params.get('Device') ?? null,
+      caller: headerOf(req, CALLER_HEADER),
+      term: headerOf(req, TERM_HEADER),
+    });
+  };
+  // The state changes on receipt; `callMs` only delays the answer, as network and API time would.
+  const answer = (status: number, xml: string): void => {
+    const delay = sim.jittered(sim.internals.latencies.callMs);
+    if (delay <= 0) send(res, status, 'text/xml;charset=UTF-8', xml, requestId);
+    else setTimeout(() => send(res, status, 'text/xml;charset=UTF-8', xml, requestId), delay * sim.internals.timeScale()).unref();
+  };
   try {
     const handler = ACTIONS.get(action);
     if (action === '') throw new Ec2SimError('MissingAction', 'The request must contain the parameter Action');
@@ -82,15 +112,22 @@ function route(sim: Ec2Sim, log: Logger, req: IncomingMessage, res: ServerRespon
     if (!sim.throttle.admit(categorize(action, params))) throw requestLimitExceeded(action);
     const xml = responseDocument(action, requestId, handler(sim, params));
     sim.countCall(action);
+    record('ok');
     log.debug({ action, requestId }, 'ec2 sim call');
-    send(res, 200, 'text/xml;charset=UTF-8', xml, requestId);
+    answer(200, xml);
   } catch (err) {
     const error = toSimError(err, action);
     if (error.httpStatus >= 500 && error.code === 'InternalError' && !(err instanceof Ec2SimError)) log.error({ err, action }, 'ec2 sim handler crashed');
     sim.countCall(action || '(none)', error.code);
+    record(error.code);
     log.debug({ action, requestId, code: error.code, ...error.ids }, 'ec2 sim call failed');
-    send(res, error.httpStatus, 'text/xml;charset=UTF-8', errorDocument(error.code, error.message, requestId), requestId);
+    answer(error.httpStatus, errorDocument(error.code, error.message, requestId));
   }
+}
+
+function headerOf(req: IncomingMessage, name: string): string | null {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : null;
 }
 
 function toSimError(err: unknown, action: string): Ec2SimError {

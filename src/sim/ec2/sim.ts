@@ -4,7 +4,7 @@ import { DeviceFiles } from './devices.js';
 import { instanceNotFound, invalidParameter, volumeNotFound } from './errors.js';
 import { FaultBook, type Fault } from './faults.js';
 import { startInstance, stopInstances, terminateInstance, type StateChange } from './instances.js';
-import { DEFAULT_LATENCIES, newResourceId, type HistoryEntry, type Latencies, type SimAttachment, type SimInstance, type SimSnapshot, type SimVolume } from './model.js';
+import { DEFAULT_LATENCIES, newResourceId, type HistoryEntry, type Latencies, type RequestEntry, type SimAttachment, type SimInstance, type SimSnapshot, type SimVolume } from './model.js';
 import { AddInstanceInput, AddVolumeInput, LatenciesInput, type ThrottleInput } from './schemas.js';
 import { createSnapshot, deleteSnapshot, snapshotProgress } from './snapshots.js';
 import { createTags, deleteTags } from './tags.js';
@@ -39,10 +39,13 @@ export type SnapshotView = SimSnapshot & { progress: string };
 export class Ec2Sim {
   /** Every attachment change, in order, with its timestamp. */
   readonly history: HistoryEntry[] = [];
+  /** Every mutating request received over HTTP (with the caller and term the gate tagged it with). */
+  readonly requests: RequestEntry[] = [];
   readonly throttle: Throttle;
   private readonly world: World;
   private scale: number;
   private counters: SimStats = { total: 0, byAction: {}, errorsByCode: {} };
+  private random: () => number = Math.random;
 
   constructor(opts: Ec2SimOptions = {}) {
     this.scale = opts.timeScale ?? 1;
@@ -60,7 +63,9 @@ export class Ec2Sim {
       inUse: new Set(),
       // An injected clock does not scale delays, so neither may the code that compensates for scaling.
       timeScale: () => (manual ? 1 : this.scale),
+      delay: (ms) => this.jittered(ms),
     };
+    this.reseed();
     this.throttle = new Throttle(() => clock.now());
     if (opts.throttle !== undefined) this.throttle.configure(opts.throttle);
   }
@@ -93,14 +98,34 @@ export class Ec2Sim {
     const opts = AddVolumeInput.parse(input);
     const volumeId = opts.volumeId ?? newResourceId('vol');
     if (this.world.volumes.has(volumeId)) throw invalidParameter(`volume ${volumeId} already exists`);
-    const volume: SimVolume = { volumeId, az: opts.az, sizeGiB: opts.sizeGiB, createTime: this.world.clock.now(), tags: { ...opts.tags }, attachment: null };
+    const volume: SimVolume = { volumeId, az: opts.az, sizeGiB: opts.sizeGiB, createTime: this.world.clock.now(), tags: { ...opts.tags }, attachment: null, multiAttachEnabled: opts.multiAttachEnabled };
     this.world.volumes.set(volumeId, volume);
     return volumeView(volume);
   }
 
   setLatencies(latencies: Partial<Latencies>): Latencies {
-    this.world.latencies = { ...this.world.latencies, ...LatenciesInput.parse(latencies) };
+    const parsed = LatenciesInput.parse(latencies);
+    this.world.latencies = { ...this.world.latencies, ...parsed };
+    if (parsed.jitter !== undefined) this.reseed();
     return { ...this.world.latencies };
+  }
+
+  /** `ms` times a factor in [1 − ratio, 1 + ratio] when jitter is on. */
+  jittered(ms: number): number {
+    const jitter = this.world.latencies.jitter;
+    if (jitter === null || jitter.ratio === 0 || ms <= 0) return ms;
+    return Math.max(0, ms * (1 + jitter.ratio * (2 * this.random() - 1)));
+  }
+
+  /** A seeded jitter restarts its sequence whenever it is (re)configured. */
+  private reseed(): void {
+    const seed = this.world.latencies.jitter?.seed;
+    this.random = seed === undefined ? Math.random : mulberry32(seed);
+  }
+
+  /** Records one mutating request (done by the HTTP server). */
+  recordRequest(entry: RequestEntry): void {
+    this.requests.push(entry);
   }
 
   /** Applies to delays scheduled from now on. */
@@ -220,6 +245,18 @@ export class Ec2Sim {
   resetStats(): void {
     this.counters = { total: 0, byAction: {}, errorsByCode: {} };
   }
+}
+
+/** A small seeded PRNG (mulberry32): repeatable jitter for a fault schedule that must replay. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 function stripCancel(attachment: SimAttachment): Omit<SimAttachment, 'cancel'> {

@@ -8,6 +8,7 @@ import type { World } from './world.js';
 export function createSnapshot(world: World, volumeId: string, description: string, tags: Record<string, string>): SimSnapshot {
   const volume = getVolume(world, requireVolumeId(volumeId));
   const now = world.clock.now();
+  const snapshotMs = world.delay(world.latencies.snapshotMs);
   const snapshot: SimSnapshot = {
     snapshotId: newResourceId('snap'),
     volumeId,
@@ -15,11 +16,11 @@ export function createSnapshot(world: World, volumeId: string, description: stri
     description,
     state: 'pending',
     startTime: now,
-    completeAt: now + world.latencies.snapshotMs * world.timeScale(),
+    completeAt: now + snapshotMs * world.timeScale(),
     tags: { ...tags },
   };
   world.snapshots.set(snapshot.snapshotId, snapshot);
-  world.clock.schedule(world.latencies.snapshotMs, () => {
+  world.clock.schedule(snapshotMs, () => {
     snapshot.state = 'completed';
   });
   return snapshot;

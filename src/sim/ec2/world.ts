@@ -17,4 +17,6 @@ export interface World {
   timeScale(): number;
   /** Volumes the host still uses (set through `setInUse`), besides the on-disk in-use marker. */
   readonly inUse: Set<string>;
+  /** `ms` with the configured jitter applied (every scheduled delay goes through it). */
+  delay(ms: number): number;
 }

@@ -53,7 +53,7 @@ function volumeXml(volume: SimVolume): XmlNode[] {
     tagSet(volume.tags),
     el('volumeType', 'gp3'),
     el('encrypted', false),
-    el('multiAttachEnabled', false),
+    el('multiAttachEnabled', volume.multiAttachEnabled),
   ];
 }
 
