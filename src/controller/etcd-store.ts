@@ -10,6 +10,12 @@ export interface MirrorLike {
   off(event: 'change', listener: (...args: unknown[]) => void): unknown;
 }
 
+/** A mirror seen as a plain emitter, for the 'reconnected' event (see `EtcdStore.onReconnect`). */
+interface ReconnectEmitter {
+  on(event: string, listener: () => void): unknown;
+  off(event: string, listener: () => void): unknown;
+}
+
 /** What the store needs of src/locks' Leadership: one etcd transaction that fails once we no longer lead. */
 export interface GuardedWriter {
   txnGuarded(ops: { puts?: { key: string; value: string }[]; deletes?: string[] }): Promise<unknown>;
@@ -106,6 +112,16 @@ export class EtcdStore implements StorePort {
     for (const m of mirrors) m.on('change', listener);
     return () => {
       for (const m of mirrors) m.off('change', listener);
+    };
+  }
+
+  onReconnect(listener: () => void): () => void {
+    // PrefixMirror emits 'reconnected' once its watch is back after etcd was unreachable (src/locks).
+    // MirrorLike types only 'change'; the event name is passed through as a plain emitter would take it.
+    const mirrors = Object.values(this.opts.mirrors) as unknown as ReconnectEmitter[];
+    for (const m of mirrors) m.on('reconnected', listener);
+    return () => {
+      for (const m of mirrors) m.off('reconnected', listener);
     };
   }
 

@@ -43,12 +43,12 @@ describe('FailoverLoop against in-memory fakes', () => {
   const stops: (() => void)[] = [];
   afterEach(() => stops.splice(0).forEach((s) => s()));
 
-  function setup(volumes: number, hosts: number) {
+  function setup(volumes: number, hosts: number, opts: { leaseTtlMs?: number; hostGraceMs?: number } = {}) {
     const store = new MemoryStore();
     const ec2 = new FakeEc2();
     const locks = new MemoryLocks();
     for (let h = 1; h <= hosts; h += 1) {
-      store.putHost(host(inst(h)));
+      store.putHost(host(inst(h), opts.leaseTtlMs === undefined ? {} : { leaseTtlMs: opts.leaseTtlMs }));
       ec2.addInstance(inst(h), AZ);
     }
     for (let v = 1; v <= volumes; v += 1) {
@@ -64,11 +64,11 @@ describe('FailoverLoop against in-memory fakes', () => {
     const metrics = new ControllerMetrics();
     const loop = new FailoverLoop({
       store, ec2, locks, metrics, parallelism: 8, log: process.env.H5DEBUG ? createLogger("t", "debug") : silentLogger(), now: Date.now, signal: controller.signal,
-      config: { ...DEFAULT_DECIDE_CONFIG, pollMs: 20 },
+      config: { ...DEFAULT_DECIDE_CONFIG, pollMs: 20 }, hostGraceMs: opts.hostGraceMs ?? 0,
     });
     const running = loop.run();
     stops.push(fakeAgents(store, ec2), () => controller.abort());
-    return { store, ec2, locks, metrics, running, controller };
+    return { store, ec2, locks, metrics, running, controller, loop, startedAt: Date.now() };
   }
 
   it('fails the volumes of a dead host over to live hosts, each attached once, locks released', async () => {
@@ -135,6 +135,65 @@ describe('FailoverLoop against in-memory fakes', () => {
     expect(ec2.calls.filter((c) => c.startsWith(`DetachVolume ${vol(1)}`))).toHaveLength(2);
     expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${vol(1)}`))).toHaveLength(2);
     expect(metrics.render()).toContain('ebs_failover_failovers_total{kind="auto",outcome="done"} 1');
+    controller.abort();
+    await running;
+  });
+
+  it('grants hosts a grace when elected and after an etcd reconnect: no holder is called dead before it ends', async () => {
+    const { store, controller, running, startedAt } = setup(2, 3, { hostGraceMs: 600 });
+    store.removeHost(inst(1)); // holds vol 1, at once after the election
+    await until(() => store.journals.get(vol(1))?.step === 'done');
+    expect(store.journals.get(vol(1))?.startedAt).toBeGreaterThanOrEqual(startedAt + 600);
+
+    await new Promise((r) => setTimeout(r, 700)); // the election grace is over
+    const reconnectedAt = Date.now();
+    store.reconnected();
+    store.removeHost(inst(2)); // holds vol 2, right after the reconnect
+    await until(() => store.journals.get(vol(2))?.step === 'done');
+    expect(store.journals.get(vol(2))?.startedAt).toBeGreaterThanOrEqual(reconnectedAt + 600);
+    controller.abort();
+    await running;
+  });
+
+  it('many holders vanishing at once: failovers paced (at most one per TTL here), all done in the end', async () => {
+    const ttl = 300;
+    const { store, controller, running } = setup(8, 8, { leaseTtlMs: ttl, hostGraceMs: 0 });
+    await new Promise((r) => setTimeout(r, 100)); // the loop has seen all eight hosts
+    for (let h = 1; h <= 5; h += 1) store.removeHost(inst(h));
+    const lost = [1, 2, 3, 4, 5].map(vol);
+    await until(() => lost.every((v) => store.journals.get(v)?.step === 'done'), 20_000);
+    const starts = lost.map((v) => store.journals.get(v)?.startedAt ?? NaN).sort((a, b) => a - b);
+    for (let i = 1; i < starts.length; i += 1) expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(ttl);
+    for (const v of lost) expect(store.placements.get(v)?.instanceId).toMatch(/^i-0+[678]$/);
+    controller.abort();
+    await running;
+  });
+
+  it('a host gone for 10 TTLs and named by no placement or journal is forgotten', async () => {
+    const ttl = 200;
+    const { store, controller, running, loop } = setup(4, 4, { leaseTtlMs: ttl, hostGraceMs: 0 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(loop.knownHostIds()).toContain(inst(1));
+    store.removeHost(inst(1));
+    await until(() => store.journals.get(vol(1))?.step === 'done');
+    // No longer named by a placement; the journal still names it (fromInstanceId) until another failover of vol 1.
+    store.journals.delete(vol(1));
+    store.changed();
+    await until(() => !loop.knownHostIds().includes(inst(1)), 20_000);
+    expect(loop.knownHostIds()).toEqual([2, 3, 4].map(inst));
+    controller.abort();
+    await running;
+  });
+
+  it('never chooses a host whose instance EC2 shows stopped', async () => {
+    const { store, ec2, controller, running } = setup(1, 3, { hostGraceMs: 0 });
+    const stopped = ec2.instances.get(inst(2));
+    if (stopped) stopped.state = 'stopped';
+    await new Promise((r) => setTimeout(r, 100));
+    store.removeHost(inst(1));
+    await until(() => store.journals.get(vol(1))?.step === 'done');
+    expect(store.placements.get(vol(1))?.instanceId).toBe(inst(3));
+    expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${vol(1)}`))).toEqual([`AttachVolume ${vol(1)} ${inst(3)} /dev/xvdf`]);
     controller.abort();
     await running;
   });

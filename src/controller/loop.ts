@@ -35,7 +35,30 @@ export const LOOP_TIMING = {
   lockedRetryMs: 1_000,
   // 30 s between prunes of the events prefix, which keeps the newest `eventsKeep`.
   pruneEveryMs: 30_000,
+  // 1 s: a live host missing from the cached DescribeInstances (it just joined) is looked up this soon,
+  // since until then it is not eligible as a target.
+  instancesMissingRefreshMs: 1_000,
+  // 10 s: the host lease TTL assumed when no host record is known (the agents' default).
+  defaultHostTtlMs: 10_000,
+  // A host gone this many TTLs, and named by no placement or journal, is forgotten (knownHosts stays bounded).
+  forgetHostAfterTtls: 10,
+  // Many holders vanishing at once (at least this share of the known hosts, and at least 2, within one
+  // TTL) looks like an etcd or network event rather than deaths (Kubernetes' node lifecycle controller
+  // stops evicting when a whole zone looks unhealthy): failovers caused by a lost holder are then paced
+  // to this share of the known hosts (at least 1) per TTL. A real AZ outage still fails over, paced.
+  suspectShare: 0.5,
+  suspectMinHosts: 2,
+  pacedShare: 0.1,
 } as const;
+
+/**
+ * The grace a newly elected controller, or one whose watches reconnected to etcd, gives hosts before it
+ * calls any of them dead: the longest host TTL plus the agents' renewal retry back-off (TTL/3), so every
+ * agent that is alive has had a full chance to renew against the etcd that is back.
+ */
+export function hostGraceMs(ttlMs: number): number {
+  return ttlMs + Math.ceil(ttlMs / 3);
+}
 
 export interface LoopOptions {
   store: StorePort;
@@ -53,6 +76,8 @@ export interface LoopOptions {
   eventsKeep?: number;
   /** Called after a journal was persisted (tests use it to crash at a given step). */
   onPersisted?: (journal: FailoverJournal) => void;
+  /** Overrides `hostGraceMs(longest host TTL)` (tests); 0 disables the grace. */
+  hostGraceMs?: number;
 }
 
 /** The level-based leader loop: on change or timer, observe → decide → act for every volume needing work. */
@@ -62,6 +87,18 @@ export class FailoverLoop {
   private readonly lastCall = new Map<string, { signature: string; at: number }>();
   private readonly backoff = new Map<string, { until: number; delayMs: number }>();
   private readonly knownHosts = new Map<string, HostRecord>();
+  /** When each known host was last seen live. */
+  private readonly lastSeen = new Map<string, number>();
+  /** Hosts live at the previous tick, and when each known host vanished (cleared when it is back). */
+  private liveBefore = new Set<string>();
+  private readonly vanishedAt = new Map<string, number>();
+  /** The hosts of a suspect mass vanishing while its failovers are paced; null: none. */
+  private suspect: { hosts: Set<string>; at: number } | null = null;
+  /** When recent failovers caused by a lost holder began (for pacing). */
+  private readonly lostHolderStarts: number[] = [];
+  /** No host is called dead before this (set when elected and on an etcd reconnect); null: not yet set. */
+  private graceUntil: number | null = null;
+  private reconnectedAt: number | null = null;
   private instances: { at: number; map: Map<string, InstanceInfo> } = { at: -Infinity, map: new Map() };
   /** Device names EC2 refused as in use, by instance id: merged into what DescribeInstances shows. */
   private readonly takenDevices = new Map<string, Map<string, number>>();
@@ -75,6 +112,10 @@ export class FailoverLoop {
   async run(): Promise<void> {
     const { signal, store } = this.opts;
     const unsubscribe = store.onChange(() => this.kick());
+    const unsubscribeReconnect = store.onReconnect?.(() => {
+      this.reconnectedAt = this.opts.now();
+      this.kick();
+    });
     const onAbort = (): void => this.kick();
     signal.addEventListener('abort', onAbort);
     try {
@@ -96,6 +137,7 @@ export class FailoverLoop {
       }
     } finally {
       unsubscribe();
+      unsubscribeReconnect?.();
       signal.removeEventListener('abort', onAbort);
       await this.drain();
     }
@@ -131,7 +173,7 @@ export class FailoverLoop {
     const { opts } = this;
     const now = opts.now();
     const snap = opts.store.snapshot();
-    for (const [instanceId, record] of snap.hosts) this.knownHosts.set(instanceId, record);
+    this.trackHosts(snap, now);
     const all = now - this.lastResync >= LOOP_TIMING.resyncEveryMs;
     if (all) this.lastResync = now;
     this.updateGauges(snap);
@@ -150,13 +192,17 @@ export class FailoverLoop {
     if (ids.length === 0) return backoffEnds;
     const volumes = await describeVolumes(opts.ec2, ids, opts.signal);
     const instances = await this.liveInstances(snap, now);
+    const ttlMs = this.hostTtlMs();
 
     // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
     const journals = new Map(snap.journals);
     const placements = new Map(snap.placements);
     let next: number = backoffEnds;
     for (const volumeId of ids) {
-      const observed = buildObserved({ now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.knownHosts, volumes, instances });
+      const observed = buildObserved({
+        now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.knownHosts, volumes, instances,
+        graceUntil: this.graceUntil, pacing: this.pacing(now, ttlMs),
+      });
       const decision = decide(observed, volumeId);
       const unit = serviceOfVolume(observed, volumeId)?.unit;
       if (!isMutation(decision)) {
@@ -172,12 +218,83 @@ export class FailoverLoop {
         next = Math.min(next, opts.config.pollMs);
         continue;
       }
+      if (decision.kind === 'startFailover' && decision.journal.cause === 'holder-lost') this.lostHolderStarts.push(now);
       if ('journal' in decision && decision.journal) journals.set(volumeId, decision.journal);
       if ('placement' in decision) placements.set(volumeId, decision.placement as Placement);
       this.dispatch(decision, unit, snap.journals.get(volumeId));
       next = Math.min(next, opts.config.pollMs);
     }
     return next;
+  }
+
+  /** The longest lease TTL among the hosts we know, or the agents' default when none is known. */
+  private hostTtlMs(): number {
+    let ttl = 0;
+    for (const h of this.knownHosts.values()) ttl = Math.max(ttl, h.leaseTtlMs);
+    return ttl > 0 ? ttl : LOOP_TIMING.defaultHostTtlMs;
+  }
+
+  /**
+   * Keeps knownHosts (machine ids of hosts to fence) and their last-seen times, grants the grace when
+   * elected or after a reconnect, notices a suspect mass vanishing, and forgets hosts long gone.
+   */
+  private trackHosts(snap: StoreSnapshot, now: number): void {
+    const { log } = this.opts;
+    for (const [instanceId, record] of snap.hosts) {
+      this.knownHosts.set(instanceId, record);
+      this.lastSeen.set(instanceId, now);
+      this.vanishedAt.delete(instanceId);
+    }
+    const ttlMs = this.hostTtlMs();
+    if (this.graceUntil === null || this.reconnectedAt !== null) {
+      const graceMs = this.opts.hostGraceMs ?? hostGraceMs(ttlMs);
+      this.graceUntil = now + graceMs;
+      log.info({ graceMs, why: this.reconnectedAt === null ? 'elected' : 'etcd reconnected' }, 'hosts have a grace before any is called dead');
+      this.reconnectedAt = null;
+    }
+    for (const instanceId of this.liveBefore) if (!snap.hosts.has(instanceId)) this.vanishedAt.set(instanceId, now);
+    this.liveBefore = new Set(snap.hosts.keys());
+
+    const recent = [...this.vanishedAt].filter(([, at]) => now - at <= ttlMs).map(([id]) => id);
+    const threshold = Math.max(LOOP_TIMING.suspectMinHosts, Math.ceil(this.knownHosts.size * LOOP_TIMING.suspectShare));
+    if (recent.length >= threshold) {
+      if (this.suspect === null) {
+        this.suspect = { hosts: new Set(recent), at: now };
+        log.warn({ vanished: recent.length, known: this.knownHosts.size, instanceIds: recent }, 'many hosts vanished at once: suspect (an etcd or network event?); pacing their failovers');
+      } else for (const id of recent) this.suspect.hosts.add(id);
+    }
+    if (this.suspect !== null) {
+      // Over once no volume is still placed on a vanished host that is still gone (each has failed over, or its host is back).
+      const pending = [...snap.placements.values()].some((p) => p.instanceId !== null && this.suspect?.hosts.has(p.instanceId) === true && !snap.hosts.has(p.instanceId));
+      if (!pending) {
+        log.info({ tookMs: now - this.suspect.at }, 'suspect mass vanishing handled: failovers no longer paced');
+        this.suspect = null;
+      }
+    }
+
+    const named = new Set<string>();
+    for (const p of snap.placements.values()) if (p.instanceId !== null) named.add(p.instanceId);
+    for (const j of snap.journals.values()) for (const id of [j.fromInstanceId, j.toInstanceId, ...j.excludedInstanceIds]) if (id !== null) named.add(id);
+    for (const [instanceId, seen] of this.lastSeen) {
+      if (snap.hosts.has(instanceId) || named.has(instanceId) || now - seen < LOOP_TIMING.forgetHostAfterTtls * ttlMs) continue;
+      this.knownHosts.delete(instanceId);
+      this.lastSeen.delete(instanceId);
+      this.vanishedAt.delete(instanceId);
+    }
+  }
+
+  /** While a suspect mass vanishing is handled: how many more lost-holder failovers may start now. */
+  private pacing(now: number, ttlMs: number): { remaining: number; reason: string } | null {
+    while (this.lostHolderStarts.length > 0 && now - (this.lostHolderStarts[0] ?? now) > ttlMs) this.lostHolderStarts.shift();
+    if (this.suspect === null) return null;
+    const perTtl = Math.max(1, Math.floor(this.knownHosts.size * LOOP_TIMING.pacedShare));
+    const reason = `${this.suspect.hosts.size} of ${this.knownHosts.size} known hosts vanished at once (suspect): at most ${perTtl} failover(s) per ${ttlMs} ms`;
+    return { remaining: perTtl - this.lostHolderStarts.length, reason };
+  }
+
+  /** Known hosts (for tests and status): instance id → record. */
+  knownHostIds(): string[] {
+    return [...this.knownHosts.keys()].sort();
   }
 
   private updateGauges(snap: StoreSnapshot): void {
@@ -191,7 +308,9 @@ export class FailoverLoop {
   }
 
   private async liveInstances(snap: StoreSnapshot, now: number): Promise<Map<string, InstanceInfo>> {
-    if (now - this.instances.at >= LOOP_TIMING.instancesCacheMs) {
+    const missing = [...snap.hosts.keys()].some((id) => !this.instances.map.has(id));
+    const age = now - this.instances.at;
+    if (age >= LOOP_TIMING.instancesCacheMs || (missing && age >= LOOP_TIMING.instancesMissingRefreshMs)) {
       const ids = [...snap.hosts.keys()].sort();
       try {
         this.instances = { at: now, map: ids.length > 0 ? await describeInstances(this.opts.ec2, ids, this.opts.signal) : new Map() };

@@ -17,6 +17,7 @@ export class MemoryStore implements StorePort {
   /** Every journal written, in order (tests assert on the step sequence). */
   readonly journalLog: FailoverJournal[] = [];
   private readonly listeners = new Set<() => void>();
+  private readonly reconnectListeners = new Set<() => void>();
   /** When false, writes throw as a deposed leader's would. */
   leading = true;
 
@@ -43,6 +44,17 @@ export class MemoryStore implements StorePort {
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
+  /** What a watch reconnecting to etcd after an outage looks like to the loop. */
+  reconnected(): void {
+    for (const l of this.reconnectListeners) l();
+    this.changed();
   }
 
   async pruneEvents(keep: number): Promise<number> {

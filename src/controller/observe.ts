@@ -53,12 +53,30 @@ function notFoundVolume(err: unknown): string | null {
   return typeof volumeId === 'string' ? volumeId : null;
 }
 
+/** One DescribeInstances per 200 ids; an instance EC2 does not know is absent (and so never a target). */
 export async function describeInstances(ec2: Ec2Port, instanceIds: string[], signal?: AbortSignal): Promise<Map<string, InstanceInfo>> {
   const out = new Map<string, InstanceInfo>();
   for (let i = 0; i < instanceIds.length; i += DESCRIBE_BATCH) {
-    for (const inst of await ec2.describeInstances(instanceIds.slice(i, i + DESCRIBE_BATCH), { signal })) out.set(inst.instanceId, inst);
+    let batch = instanceIds.slice(i, i + DESCRIBE_BATCH);
+    // As for volumes, one unknown id (InvalidInstanceID.NotFound) fails the whole call: drop it and ask again.
+    while (batch.length > 0) {
+      try {
+        for (const inst of await ec2.describeInstances(batch, { signal })) out.set(inst.instanceId, inst);
+        break;
+      } catch (err) {
+        const missing = notFoundId(err, 'InstanceNotFoundError', 'instanceId');
+        if (missing === null || !batch.includes(missing)) throw err;
+        batch = batch.filter((id) => id !== missing);
+      }
+    }
   }
   return out;
+}
+
+function notFoundId(err: unknown, name: string, field: 'instanceId' | 'volumeId'): string | null {
+  if (typeof err !== 'object' || err === null || (err as Error).name !== name) return null;
+  const id = (err as Partial<Record<typeof field, unknown>>)[field];
+  return typeof id === 'string' ? id : null;
 }
 
 export interface ObserveInput {

@@ -34,6 +34,12 @@ export interface StorePort {
   onChange(listener: () => void): () => void;
   /** Deletes the oldest events beyond `keep`. */
   pruneEvents(keep: number): Promise<number>;
+  /**
+   * Calls `listener` when a watch reconnected to etcd after losing it (agents may not have renewed their
+   * leases meanwhile, so the loop grants hosts a grace); returns the unsubscribe function. Optional:
+   * a store without it never reports a reconnect.
+   */
+  onReconnect?(listener: () => void): () => void;
 }
 
 export interface HeldLock {
