@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../log/logger.js';
 import { endpointsOf, etcdCall } from './etcd.js';
 import { NotLeaderError, wrapEtcdError } from './errors.js';
 import { guardedTxn, type GuardedOps } from './txn.js';
-import { LeaseClock } from './lease-clock.js';
+import { LeaseClock, monoNow, wallOf } from './lease-clock.js';
 
 /** The election's name under `<prefix>election/`; one controller election per keyspace. */
 const ELECTION_NAME = 'controller';
@@ -43,6 +43,19 @@ export interface Leadership {
   readonly revision: string;
   /** Aborted (reason: NotLeaderError) once leadership is lost or may be lost. */
   readonly signal: AbortSignal;
+  /** The election lease's TTL (whole seconds, in ms). */
+  readonly ttlMs: number;
+  /** performance.now() when this process was elected. */
+  readonly electedAtMono: number;
+  /**
+   * Synchronous last check before an action that must not outlive the term (e.g. an EC2 mutation):
+   * throws NotLeaderError when deposed, or when the step-down deadline (send time of the last
+   * confirmed lease renewal + TTL − step-down margin, monotonic) has passed — even if the 100 ms
+   * step-down timer has not run yet (a paused process resumes with its timers late).
+   */
+  assertLeading(): void;
+  /** ms until the step-down deadline (≤ 0: must not act). */
+  leaseRemainingMs(): number;
   /** One transaction: the caller's compares AND "the leader key is still ours"; puts/deletes applied atomically. */
   txnGuarded(ops: GuardedOps): Promise<void>;
   putGuarded(key: string, value: string): Promise<void>;
@@ -112,10 +125,14 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
     resignOnce().catch(() => undefined);
   };
   lost.signal.addEventListener('abort', () => depose(lostReason ?? 'lease lost'), { once: true });
+  /** ms until the step-down deadline, on the monotonic clock (a wall-clock step must not move it). */
+  const leaseRemainingMs = (): number => (deposed.signal.aborted ? 0 : clock.remainingMs(margin));
+  const checkLease = (): void => {
+    if (clock.remainingMs(margin) <= 0) depose(`no lease renewal since ${new Date(wallOf(clock.renewedAt)).toISOString()}`);
+  };
   // 100 ms checks: the step-down margin is ≥ 250 ms, so the check itself cannot make us late.
-  const stepDownTimer = setInterval(() => {
-    if (Date.now() >= clock.expiresAt() - margin) depose(`no lease renewal since ${new Date(clock.renewedAt).toISOString()}`);
-  }, 100);
+  // (assertLeading() checks the deadline itself: a thawed process runs code before its late timers.)
+  const stepDownTimer = setInterval(checkLease, 100);
   const watcher = client.watch().key(leaderKey).startRevision(String(Number(res.header.revision) + 1)).create();
   watcher
     .then((w) => {
@@ -125,11 +142,13 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
       if (deposed.signal.aborted) void w.cancel();
     })
     .catch((err: unknown) => depose(`leader key watch failed: ${String(err)}`));
+  const electedAtMono = monoNow();
   log.info({ leaderKey, revision }, 'elected');
 
   const guard = { candidateId: opts.candidateId, leaderKey, revision };
   const txnGuarded = async (ops: GuardedOps): Promise<void> => {
     // Checked first so a leader that may be deposed never writes; etcd's compare is the real guard.
+    if (!deposed.signal.aborted) checkLease();
     if (deposed.signal.aborted) throw deposed.signal.reason as Error;
     try {
       await guardedTxn(client, guard, ops);
@@ -143,6 +162,13 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
     leaderKey,
     revision,
     signal: deposed.signal,
+    ttlMs,
+    electedAtMono,
+    assertLeading: () => {
+      if (!deposed.signal.aborted) checkLease();
+      if (deposed.signal.aborted) throw deposed.signal.reason as Error;
+    },
+    leaseRemainingMs,
     txnGuarded,
     putGuarded: (key, value) => txnGuarded({ puts: [{ key, value }] }),
     resign: async () => {

@@ -44,6 +44,22 @@ export class LockTimeoutError extends Error {
   }
 }
 
+/**
+ * A per-volume lock this process took may no longer be ours: it was released, its lease was lost, or
+ * its renewals are stale past TTL − margin (a successor could take it as soon as the lease expires).
+ */
+export class LockLostError extends Error {
+  override readonly name = 'LockLostError';
+  constructor(
+    readonly volumeId: string,
+    readonly owner: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`lock on ${volumeId} (held by ${owner}) may be lost: ${reason}`, options);
+  }
+}
+
 /** A lease this process relied on is gone on the etcd side (expired or revoked). */
 export class LeaseLostError extends Error {
   override readonly name = 'LeaseLostError';
@@ -75,7 +91,7 @@ export function isEtcdUnavailable(err: unknown): boolean {
 
 /** Rethrows etcd transport failures as EtcdUnavailableError (with the endpoints); other errors as they are. */
 export function wrapEtcdError(err: unknown, endpoints: readonly string[], operation: string): Error {
-  if (err instanceof EtcdUnavailableError || err instanceof NotLeaderError || err instanceof LockTimeoutError) return err;
+  if (err instanceof EtcdUnavailableError || err instanceof NotLeaderError || err instanceof LockTimeoutError || err instanceof LockLostError) return err;
   if (err instanceof ClientClosedError) return new EtcdUnavailableError(endpoints, operation, { cause: err });
   if (isEtcdUnavailable(err)) return new EtcdUnavailableError(endpoints, operation, { cause: err });
   return err instanceof Error ? err : new Error(String(err));

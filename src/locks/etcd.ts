@@ -32,6 +32,15 @@ class CappedBackoff {
 }
 
 const endpointsByClient = new WeakMap<Etcd3, readonly string[]>();
+/** What connectEtcd built each client from, so single-member clients can share its TLS and auth. */
+const optionsByClient = new WeakMap<Etcd3, { options: IOptions; endpoints: readonly string[] }>();
+const membersByClient = new WeakMap<Etcd3, readonly MemberClient[]>();
+
+/** A client that talks to exactly one etcd member. */
+export interface MemberClient {
+  readonly endpoint: string;
+  readonly client: Etcd3;
+}
 
 /** The endpoints a client was opened with (for error messages); `['etcd']` for clients made elsewhere. */
 export function endpointsOf(client: Etcd3): readonly string[] {
@@ -57,7 +66,40 @@ export function connectEtcd(input: EtcdConnectOptions): Etcd3 {
   if (opts.username !== undefined) options.auth = { username: opts.username, password: opts.password ?? '' };
   const client = new Etcd3(options);
   endpointsByClient.set(client, opts.endpoints);
+  optionsByClient.set(client, { options, endpoints: opts.endpoints });
   return client;
+}
+
+/**
+ * One client per member of `client`'s endpoint list (same TLS, auth and dial timeout), in list order,
+ * built once and cached. etcd3's pool picks a member per call and does not move a stream-based call
+ * (like a lease keepalive) off a member that refuses, resets or swallows connections; a caller that
+ * must not lose a whole renewal period to one bad member (the host registrar) sends each call to one
+ * member itself and rotates on failure. Closing `client` closes these too. A client not made by
+ * connectEtcd (or with one endpoint) yields itself.
+ */
+export function memberClients(client: Etcd3): readonly MemberClient[] {
+  const cached = membersByClient.get(client);
+  if (cached) return cached;
+  const made = optionsByClient.get(client);
+  let members: readonly MemberClient[];
+  if (made === undefined || made.endpoints.length <= 1) {
+    members = [{ endpoint: made?.endpoints[0] ?? endpointsOf(client)[0] ?? 'etcd', client }];
+  } else {
+    members = made.endpoints.map((endpoint) => {
+      const member = new Etcd3({ ...made.options, hosts: [endpoint] });
+      endpointsByClient.set(member, [endpoint]);
+      return { endpoint, client: member };
+    });
+    // The members live as long as the client they came from: wrap its close() (etcd3 has no close event).
+    const close = client.close.bind(client);
+    client.close = () => {
+      for (const m of members) m.client.close();
+      close();
+    };
+  }
+  membersByClient.set(client, members);
+  return members;
 }
 
 /** Runs an etcd call, turning transport failures into EtcdUnavailableError naming the endpoints. */

@@ -1,26 +1,48 @@
 import type { Lease } from 'etcd3';
 
 /**
- * The earliest moment a lease could expire on the etcd side, by our clock. etcd restarts the TTL
- * when it *receives* a keepalive, which is after we sent it; so a renewal counts from the time its
- * request was SENT, never from when the answer arrived. (etcd may only extend this, e.g. when its
- * own leader changes it refreshes every lease to a full TTL.)
+ * Lease deadlines are kept on a MONOTONIC clock (performance.now(), ms since process start): a
+ * wall-clock step (NTP, a VM resume, an operator's `date -s`) must not move when we fence or step
+ * down. Date.now() is used only to show these times in logs and events (see wallOf).
+ */
+export function monoNow(): number {
+  return performance.now();
+}
+
+/** The wall-clock time (ms since the epoch) of a monotonic instant, for display only. */
+export function wallOf(mono: number): number {
+  return Math.round(Date.now() - (monoNow() - mono));
+}
+
+/**
+ * The earliest moment a lease could expire on the etcd side, by our (monotonic) clock. etcd restarts
+ * the TTL when it *receives* a keepalive, which is after we sent it; so a renewal counts from the time
+ * its request was SENT, never from when the answer arrived. etcd may extend this (its new leader
+ * refreshes every lease to a full TTL), but may also shorten our view of it: after a full outage
+ * without a leader change (every member paused, then resumed) etcd's lessor expires the leases whose
+ * time ran out while it was paused, as soon as it resumes; the next keepalive then reports TTL 0.
  */
 export class LeaseClock {
-  /** Send time of the latest keepalive etcd confirmed (or of the grant request). */
+  /** Monotonic send time of the latest keepalive etcd confirmed (or of the grant request). */
   renewedAt: number;
   private pending: number[] = [];
   private detachFn: (() => void) | null = null;
 
   constructor(
     readonly ttlMs: number,
-    startedAt: number = Date.now(),
+    startedAt: number = monoNow(),
   ) {
     this.renewedAt = startedAt;
   }
 
+  /** Monotonic time at which the lease may be gone in etcd. */
   expiresAt(): number {
     return this.renewedAt + this.ttlMs;
+  }
+
+  /** ms until expiresAt() − marginMs (≤ 0: past it). */
+  remainingMs(marginMs = 0, now: number = monoNow()): number {
+    return this.expiresAt() - marginMs - now;
   }
 
   renewed(sentAt: number): void {
@@ -33,7 +55,7 @@ export class LeaseClock {
    */
   attach(lease: Lease): void {
     const fired = (): void => {
-      this.pending.push(Date.now());
+      this.pending.push(monoNow());
     };
     const succeeded = (): void => {
       const sentAt = this.pending.shift();

@@ -1,7 +1,8 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Keyspace } from '../keyspace/index.js';
 import { endpointsOf, etcdCall } from './etcd.js';
-import { LockTimeoutError, wrapEtcdError } from './errors.js';
+import { LockLostError, LockTimeoutError, wrapEtcdError } from './errors.js';
+import { LeaseClock, monoNow, wallOf } from './lease-clock.js';
 
 export interface VolumeLockOptions {
   /** Lease TTL: the lock disappears this long after its holder dies (whole seconds, at least 1 s). */
@@ -10,6 +11,11 @@ export interface VolumeLockOptions {
   waitMs: number;
   /** Who holds it, e.g. `controller:<host>` or `snapshot:<host>`; shown to whoever waits. */
   owner: string;
+  /**
+   * assertHeld() fails this long before the lock's lease could expire when renewals stall (default a
+   * quarter of the TTL, at most 2 s, as the election's step-down margin).
+   */
+  marginMs?: number;
   signal?: AbortSignal;
 }
 
@@ -18,8 +24,15 @@ export interface VolumeLock {
   readonly owner: string;
   /** Fencing token: the lock key's create revision (decimal string), larger for every later holder. */
   readonly token: string;
-  /** Aborted when the lock's lease is lost (the lock may now be someone else's). */
+  /** Aborted when the lock's lease is lost (the lock may now be someone else's), or on release. */
   readonly signal: AbortSignal;
+  /**
+   * Synchronous check before an action the lock guards: throws LockLostError (naming the volume) when
+   * the signal aborted or no lease renewal was confirmed within TTL − margin (monotonic clock).
+   */
+  assertHeld(): void;
+  /** ms until the lock's lease could be gone, less the margin (≤ 0: must not act). */
+  leaseRemainingMs(): number;
   release(): Promise<void>;
 }
 
@@ -86,40 +99,75 @@ export async function tryAcquireVolumeLock(client: Etcd3, ks: Keyspace, volumeId
 
 async function tryAcquireInner(client: Etcd3, ks: Keyspace, volumeId: string, opts: VolumeLockOptions, throwOnTimeout: boolean): Promise<VolumeLock | null> {
   const key = ks.lock(volumeId);
-  const started = Date.now();
-  const lease = client.lease(Math.max(1, Math.ceil(opts.ttlMs / 1000)));
+  const started = monoNow();
+  const ttlMs = Math.max(1, Math.ceil(opts.ttlMs / 1000)) * 1000;
+  // Started before the grant is sent, so the lock never believes its lease lives longer than it does.
+  const clock = new LeaseClock(ttlMs);
+  const lease = client.lease(ttlMs / 1000);
+  clock.attach(lease);
   lease.on('lost', () => undefined); // reported through the lock's signal below
   try {
     for (;;) {
       const r = await attempt(client, key, lease, opts.owner);
-      if ('token' in r) return held(client, key, volumeId, opts.owner, r.token, lease);
-      const left = opts.waitMs - (Date.now() - started);
+      if ('token' in r) {
+        const marginMs = opts.marginMs ?? Math.min(2_000, Math.floor(ttlMs / 4));
+        return held({ client, key, volumeId, owner: opts.owner, token: r.token, lease, clock, marginMs });
+      }
+      const left = opts.waitMs - (monoNow() - started);
       if (left <= 0 || opts.signal?.aborted) {
+        clock.detach();
         await lease.revoke().catch(() => undefined);
         if (!throwOnTimeout) return null;
-        throw new LockTimeoutError(volumeId, r.holder, Date.now() - started);
+        throw new LockTimeoutError(volumeId, r.holder, Math.round(monoNow() - started));
       }
       await waitForDelete(client, key, r.revision, left, opts.signal);
     }
   } catch (err) {
+    clock.detach();
     lease.release();
     await lease.revoke().catch(() => undefined);
     throw wrapEtcdError(err, endpointsOf(client), `lock ${volumeId}`);
   }
 }
 
-function held(client: Etcd3, key: string, volumeId: string, owner: string, token: string, lease: Lease): VolumeLock {
+interface HeldParts {
+  client: Etcd3;
+  key: string;
+  volumeId: string;
+  owner: string;
+  token: string;
+  lease: Lease;
+  clock: LeaseClock;
+  marginMs: number;
+}
+
+function held({ client, key, volumeId, owner, token, lease, clock, marginMs }: HeldParts): VolumeLock {
   const controller = new AbortController();
-  lease.on('lost', (err) => controller.abort(err));
+  lease.on('lost', (err) => {
+    clock.detach();
+    controller.abort(err);
+  });
   let released = false;
+  const leaseRemainingMs = (): number => (controller.signal.aborted ? 0 : clock.remainingMs(marginMs));
   return {
     volumeId,
     owner,
     token,
     signal: controller.signal,
+    assertHeld() {
+      if (controller.signal.aborted) {
+        const reason = controller.signal.reason as unknown;
+        throw new LockLostError(volumeId, owner, reason instanceof Error ? reason.message : String(reason), { cause: reason });
+      }
+      if (clock.remainingMs(marginMs) <= 0) {
+        throw new LockLostError(volumeId, owner, `no lease renewal confirmed since ${new Date(wallOf(clock.renewedAt)).toISOString()}`);
+      }
+    },
+    leaseRemainingMs,
     async release() {
       if (released) return;
       released = true;
+      clock.detach();
       controller.abort(new Error(`lock on ${volumeId} released`));
       // Delete only our own incarnation of the key, then drop the lease (which would delete it anyway).
       await etcdCall(client, `release lock ${volumeId}`, async () => {
