@@ -74,7 +74,9 @@ export async function runController(opts: ControllerOptions): Promise<Controller
           forceDetachAfterMs: opts.forceDetachAfterMs,
           stopInstanceOnFence: opts.stopInstanceOnFence,
           reportTimeoutMs: opts.reportTimeoutMs ?? DEFAULT_DECIDE_CONFIG.reportTimeoutMs,
+          ...opts.decide,
         },
+        hostGraceMs: opts.hostGraceMs,
         onPersisted: opts.onPersisted,
       });
       await loop.run();

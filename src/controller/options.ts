@@ -2,6 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Ec2Port } from '../ec2/types.js';
 import type { FailoverJournal } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
+import type { DecideConfig } from './observed.js';
 
 /**
  * The only part of fleet's API the controller needs: drop a dead machine's metadata so fleet cannot
@@ -43,6 +44,10 @@ export interface ControllerOptions {
   metricsListen?: string | null;
   /** How long to wait for the target agent's `active` report before failing the failover; default 120 s. */
   reportTimeoutMs?: number;
+  /** Other knobs of the decision core (e.g. `attachStuckAfterMs`), over DEFAULT_DECIDE_CONFIG; tests shorten them. */
+  decide?: Partial<DecideConfig>;
+  /** Grace before a host is called dead after an election or an etcd reconnect; default: longest host TTL × 4/3. */
+  hostGraceMs?: number;
   log?: Logger;
   /** Aborting it resigns leadership and returns from `runController`. */
   signal: AbortSignal;
