@@ -1,6 +1,6 @@
 import { ClientClosedError, GRPCDeadlineExceededError, GRPCGenericError, type Etcd3 } from 'etcd3';
 import type { Config } from '../config/index.js';
-import { connectEtcd, EtcdUnavailableError, isEtcdUnavailable } from '../locks/index.js';
+import { connectEtcd, EtcdUnavailableError } from '../locks/index.js';
 import { EXIT_FAILED, UsageError } from './errors.js';
 
 /**
@@ -66,7 +66,8 @@ function messages(err: unknown): string {
  * txn, a bad value, an auth error are reported as they are).
  */
 export function unreachableReason(err: unknown, timeoutMs: number): string | null {
-  if (!(err instanceof GRPCGenericError || err instanceof EtcdUnavailableError || err instanceof ClientClosedError || isEtcdUnavailable(err))) return null;
+  // Only etcd's own error types: our messages ("timed out waiting for …") must never read as etcd's.
+  if (!(err instanceof GRPCGenericError || err instanceof EtcdUnavailableError || err instanceof ClientClosedError)) return null;
   const text = messages(err);
   if (/ECONNREFUSED/.test(text)) return 'connection refused';
   if (/ENOTFOUND|EAI_AGAIN|Name resolution failed/i.test(text)) return 'host name not found';

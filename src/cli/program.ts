@@ -3,6 +3,7 @@ import { ConfigError } from '../config/index.js';
 import { addGlobalOptions, type GlobalOptions } from './context.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailedError, RefusedError, UsageError } from './errors.js';
 import { DEFAULT_FAILOVER_TIMEOUT_S, requestFailover } from './commands/failover.js';
+import { registerCancelCommand } from './commands/cancel.js';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerServiceCommands } from './commands/service.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .argument('[unit]', 'a service to move, e.g. postgres@vol-0abc12345def67890')
     .option('--to <instance>', 'target instance (default: the controller picks a live host in the volume\'s AZ)')
     .option('--force', 'allow a forced detach if the graceful one does not finish')
-    .option('--timeout <seconds>', 'give up waiting after this long (the move itself carries on)', String(DEFAULT_FAILOVER_TIMEOUT_S))
+    .option('--timeout <seconds>', 'give up after this long: a request the controller has not started by then is withdrawn (and never started later); a started move carries on', String(DEFAULT_FAILOVER_TIMEOUT_S))
     .allowExcessArguments(false);
   addGlobalOptions(program);
   program.action(async (unit: string | undefined, _opts: unknown, cmd: Command) => {
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerDaemonCommands(program);
   registerServiceCommands(program);
   registerStatusCommand(program);
+  registerCancelCommand(program);
   registerSnapshotCommands(program);
   decorate(program);
   return program;

@@ -15,6 +15,7 @@ const HOST_2 = 'i-0222222222222222a';
 const HOST_3 = 'i-0333333333333333a';
 const HOST_B = 'i-0444444444444444b';
 const HOST_DEAD = 'i-0999999999999999a';
+const VOL_NEW = 'vol-0ddd12345def67890'; // known to EC2, registered by the `service add` tests
 
 let etcdServer: EtcdServer;
 let ec2: Ec2Endpoint;
@@ -30,6 +31,7 @@ beforeAll(async () => {
   }
   ec2.sim.addVolume({ volumeId: VOL_A, az: 'us-east-1a' });
   ec2.sim.addVolume({ volumeId: VOL_B, az: 'us-east-1a' });
+  ec2.sim.addVolume({ volumeId: VOL_NEW, az: 'us-east-1a' });
 });
 
 afterAll(async () => {
@@ -75,7 +77,7 @@ describe('failover --help', () => {
     for (const word of ['controller', 'agent', 'service', 'status', 'snapshot', 'Exit codes:', '2  bad usage']) expect(result.stdout).toContain(word);
   });
 
-  it.each(['status', 'snapshot', 'snapshot list', 'service add', 'service list', 'service remove', 'agent', 'controller'])('%s --help', async (words) => {
+  it.each(['status', 'cancel', 'snapshot', 'snapshot list', 'service add', 'service list', 'service remove', 'agent', 'controller'])('%s --help', async (words) => {
     const result = await cli([...words.split(' '), '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Exit codes:');
@@ -200,16 +202,25 @@ describe('failover <unit> accepted', () => {
     expect(result.code).toBe(1);
   });
 
-  it('exits 1 on timeout, leaving the request for the controller', async () => {
+  it('exits 1 on timeout and withdraws its request when no controller started it', async () => {
+    const before = await dumpKeys(client, ks);
     const result = await cli([UNIT_A, '--to', HOST_3, '--timeout', '1']);
-    expect(result.stderr).toMatch(/timed out after 1s/);
+    expect(result.stderr).toMatch(/requested postgres@vol-0aaa12345def67890 → i-0333333333333333a \(request [0-9a-f-]+, dropped unless started by \d\d:\d\d:\d\d\)/);
+    expect(result.stderr).toMatch(/failed: timed out after 1s waiting for postgres@vol-0aaa12345def67890; the controller had not started it: request withdrawn, nothing changed/);
     expect(result.code).toBe(1);
-    expect(ManualRequest.parse(JSON.parse((await client.get(ks.request(VOL_A)).string()) ?? 'null')).toInstanceId).toBe(HOST_3);
+    expect(await client.get(ks.request(VOL_A)).string()).toBeNull();
+    expect(await dumpKeys(client, ks)).toEqual(before);
+  });
+
+  it('writes a deadline of requestedAt + --timeout into the request', async () => {
+    const run = cli([UNIT_A, '--to', HOST_3, '--timeout', '30']);
+    const request = await actAsController('refused', run);
+    expect(request.deadline).toBe(request.requestedAt + 30_000);
+    expect((await run).code).toBe(1);
   });
 });
 
 describe('failover service', () => {
-  const VOL_NEW = 'vol-0ddd12345def67890';
   it('add, list (table and --json), duplicate refused, remove', async () => {
     const add = await cli(['service', 'add', `redis@${VOL_NEW}`, '--mount-unit', 'data-redis.mount', '--mount-point', '/data/redis', '--metadata-key', 'redis', '--label', 'role=cache', '--fs-label', 'redis-data']);
     expect(add.code).toBe(0);
@@ -227,6 +238,20 @@ describe('failover service', () => {
 
     expect((await cli(['service', 'remove', `redis@${VOL_NEW}`])).code).toBe(0);
     expect(await client.get(ks.service(`redis@${VOL_NEW}`)).string()).toBeNull();
+  });
+
+  it('refuses a volume EC2 does not know (exit 1, nothing written)', async () => {
+    await expectRefusedWithoutWrites(['service', 'add', `redis@${VOL_GHOST}`, '--mount-unit', 'r.mount', '--mount-point', '/r', '--metadata-key', 'redis'], 1, /refused: unknown volume vol-0ccc12345def67890 \(EC2 does not know it\); nothing written/);
+  });
+
+  it('refuses an EBS Multi-Attach volume (exit 1, nothing written)', async () => {
+    const VOL_MULTI = 'vol-0eee12345def67890';
+    ec2.sim.addVolume({ volumeId: VOL_MULTI, az: 'us-east-1a', multiAttachEnabled: true });
+    await expectRefusedWithoutWrites(
+      ['service', 'add', `pg@${VOL_MULTI}`, '--mount-unit', 'r.mount', '--mount-point', '/r', '--metadata-key', 'pg'],
+      1,
+      /refused: vol-0eee12345def67890 has EBS Multi-Attach enabled; ebs-failover's safety relies on a single attachment/,
+    );
   });
 
   it('refuses bad fields (exit 2) and unknown services (exit 1)', async () => {

@@ -4,9 +4,11 @@ import { encodeRecord, type FailoverJournal, type ManualRequest } from '../../ke
 import type { GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { OperationFailedError, RefusedError, UsageError } from '../errors.js';
+import { etcdBounded, EtcdUnreachableError } from '../etcd.js';
 import { checkManualFailover } from '../failover-check.js';
 import type { Session } from '../session.js';
-import { readClusterState } from '../state.js';
+import { readClusterState, type ClusterState } from '../state.js';
+import { withdrawRequest, type WithdrawOutcome } from '../withdraw.js';
 import { parseUnitName } from './service.js';
 
 /** A planned move: stop, unmount, detach, attach, mount, start. 5 min covers EBS's slow tail. */
@@ -32,74 +34,147 @@ function clock(ms: number): string {
   return new Date(ms).toISOString().slice(11, 19);
 }
 
+/** Stops waiting on SIGINT/SIGTERM (the request is then withdrawn if not started); a second signal kills as usual. */
+function interruptSignal(): { signal: AbortSignal; dispose(): void } {
+  const ctl = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    dispose();
+    ctl.abort(sig);
+  };
+  const dispose = (): void => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return { signal: ctl.signal, dispose };
+}
+
 export async function requestFailover(session: Session, unit: string, opts: FailoverOptions): Promise<void> {
   const { etcd, ks, io, config } = session;
   const { volumeId } = parseUnitName(unit);
   const toInstanceId = opts.to ?? null;
   if (toInstanceId !== null && !InstanceId.safeParse(toInstanceId).success) throw new UsageError(`bad --to "${toInstanceId}": expected an instance id like i-0abc12345def67890`);
   const timeoutMs = parseTimeoutSeconds(opts.timeout) * 1000;
+  const interrupt = interruptSignal();
+  try {
+    const state = await readClusterState(etcd, ks);
+    if (!state.services.has(unit)) throw new RefusedError(`unknown service ${unit} (register it with: failover service add)`, { unit });
+    const [volume] = await (await openEc2(config.aws)).describeVolumes([volumeId]).catch((err: unknown) => {
+      if ((err as Error).name === 'VolumeNotFoundError') return [];
+      throw err;
+    });
+    if (!volume) throw new RefusedError(`unknown volume ${volumeId} (EC2 does not know it)`, { unit, volumeId });
+    checkManualFailover(state, { unit, volumeId, toInstanceId, volumeAz: volume.az });
 
-  const state = await readClusterState(etcd, ks);
-  if (!state.services.has(unit)) throw new RefusedError(`unknown service ${unit} (register it with: failover service add)`, { unit });
-  const [volume] = await (await openEc2(config.aws)).describeVolumes([volumeId]).catch((err: unknown) => {
-    if ((err as Error).name === 'VolumeNotFoundError') return [];
-    throw err;
-  });
-  if (!volume) throw new RefusedError(`unknown volume ${volumeId} (EC2 does not know it)`, { unit, volumeId });
-  checkManualFailover(state, { unit, volumeId, toInstanceId, volumeAz: volume.az });
+    const requestedAt = Date.now();
+    // The deadline makes the request die with this command: the controller never starts it later,
+    // even when this process is killed before it can withdraw it (finding 5 of issue 9).
+    const request: ManualRequest = { requestId: randomUUID(), unit, volumeId, toInstanceId, force: opts.force ?? false, requestedAt, refusedReason: null, deadline: requestedAt + timeoutMs };
+    if (interrupt.signal.aborted) throw new OperationFailedError(`interrupted (${String(interrupt.signal.reason)}) before the request was written; nothing changed`, { unit, volumeId });
+    // Written only if nothing we checked has changed since the read: no pending request (or the same
+    // refused one we may replace), same journal and
+    // service, and the target still holds its lease.
+    let txn = etcd
+      .if(ks.request(volumeId), 'Mod', '==', state.requests.get(volumeId)?.modRevision ?? '0')
+      .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
+      .and(ks.service(unit), 'Mod', '==', state.services.get(unit)?.modRevision ?? '0');
+    if (toInstanceId) txn = txn.and(ks.host(toInstanceId), 'Create', '>', 0);
+    const put = txn.then(etcd.put(ks.request(volumeId)).value(encodeRecord(request)));
+    const res = await etcdBounded(etcd, () => put.commit());
+    if (!res.succeeded) throw new RefusedError(`cluster state changed while checking ${unit}; nothing written, try again`, { unit, volumeId });
+    io.err(`${clock(Date.now())} requested ${unit} → ${toInstanceId ?? '(controller chooses)'} (request ${request.requestId}, dropped unless started by ${clock(request.deadline ?? 0)})`);
+    await followFailover(session, request, timeoutMs, interrupt.signal);
+  } finally {
+    interrupt.dispose();
+  }
+}
 
-  const request: ManualRequest = { requestId: randomUUID(), unit, volumeId, toInstanceId, force: opts.force ?? false, requestedAt: Date.now(), refusedReason: null };
-  // Written only if nothing we checked has changed since the read: no pending request (or the same
-  // refused one we may replace), same journal and
-  // service, and the target still holds its lease.
-  let txn = etcd
-    .if(ks.request(volumeId), 'Mod', '==', state.requests.get(volumeId)?.modRevision ?? '0')
-    .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
-    .and(ks.service(unit), 'Mod', '==', state.services.get(unit)?.modRevision ?? '0');
-  if (toInstanceId) txn = txn.and(ks.host(toInstanceId), 'Create', '>', 0);
-  const res = await txn.then(etcd.put(ks.request(volumeId)).value(encodeRecord(request))).commit();
-  if (!res.succeeded) throw new RefusedError(`cluster state changed while checking ${unit}; nothing written, try again`, { unit, volumeId });
-  io.err(`${clock(Date.now())} requested ${unit} → ${toInstanceId ?? '(controller chooses)'} (request ${request.requestId})`);
-  await followFailover(session, request, timeoutMs);
+/** Why the CLI stopped waiting before the failover finished. */
+type GiveUp = { kind: 'timeout'; timeoutMs: number } | { kind: 'interrupted'; signal: string };
+
+/**
+ * The CLI stops waiting: withdraw the request if the controller has not started it, and say in one
+ * line what became of it. Always throws (exit 1).
+ */
+async function giveUp(session: Session, request: ManualRequest, why: GiveUp): Promise<never> {
+  const { unit, volumeId } = request;
+  const head = why.kind === 'timeout' ? `timed out after ${Math.round(why.timeoutMs / 1000)}s waiting for ${unit}` : `interrupted (${why.signal}) while waiting for ${unit}`;
+  let outcome: WithdrawOutcome;
+  try {
+    outcome = await withdrawRequest(session.etcd, session.ks, volumeId, request.requestId);
+  } catch (err) {
+    const reason = err instanceof EtcdUnreachableError ? err.message : (err as Error).message;
+    throw new OperationFailedError(`${head}; could not withdraw the request (${reason}): the controller drops it at ${clock(request.deadline ?? 0)} unless it has started it`, { unit, volumeId });
+  }
+  switch (outcome.kind) {
+    case 'withdrawn':
+      throw new OperationFailedError(`${head}; the controller had not started it: request withdrawn, nothing changed`, { unit, volumeId });
+    case 'started':
+      throw new OperationFailedError(`${head}; the failover has started (step ${outcome.journal.step}) and the controller carries on (see: failover status)`, { unit, volumeId });
+    case 'refused':
+      throw new RefusedError(`controller refused: ${outcome.request.refusedReason ?? 'no reason given'}`, { unit, volumeId });
+    case 'other':
+    case 'none':
+      throw new OperationFailedError(`${head}; the request is gone (withdrawn or dropped before it started), nothing changed`, { unit, volumeId });
+  }
 }
 
 /**
  * Follows journal/<volumeId> until the new holder's agent reports `active` for the journal's final
- * generation. One line per step on stderr; the result line on stdout.
+ * generation. One line per step on stderr; the result line on stdout. On timeout or `interrupt`,
+ * withdraws the request if it has not started.
  */
-export async function followFailover(session: Session, request: ManualRequest, timeoutMs: number): Promise<void> {
+export async function followFailover(session: Session, request: ManualRequest, timeoutMs: number, interrupt?: AbortSignal): Promise<void> {
   const { etcd, ks, io } = session;
   const { volumeId, unit } = request;
   const deadline = Date.now() + timeoutMs;
   let printed = 0;
   let wake: () => void = () => undefined;
-  const watcher = await etcd.watch().prefix(ks.prefix).create();
+  const onInterrupt = (): void => wake();
+  interrupt?.addEventListener('abort', onInterrupt);
+  const watcher = await etcdBounded(etcd, () => etcd.watch().prefix(ks.prefix).create());
   watcher.on('data', () => wake());
+  // A broken watch only costs latency (the loop polls); without a listener, 'error' would crash the CLI.
+  watcher.on('error', () => undefined);
+  let unreachableSaid = false;
   try {
     for (;;) {
-      const state = await readClusterState(etcd, ks);
-      const pending = state.requests.get(volumeId)?.value;
-      if (pending?.requestId === request.requestId && pending.refusedReason) {
-        throw new RefusedError(`controller refused: ${pending.refusedReason}`, { unit, volumeId });
+      if (interrupt?.aborted) return await giveUp(session, request, { kind: 'interrupted', signal: String(interrupt.reason) });
+      let state: ClusterState | null = null;
+      try {
+        state = await readClusterState(etcd, ks);
+      } catch (err) {
+        // Keep waiting through an etcd blip; the deadline still bounds the whole wait.
+        if (!(err instanceof EtcdUnreachableError)) throw err;
+        if (!unreachableSaid) io.err(`${clock(Date.now())} ${err.message}; still waiting`);
+        unreachableSaid = true;
       }
-      const journal: FailoverJournal | undefined = state.journals.get(volumeId)?.value;
-      if (journal?.requestId === request.requestId) {
-        for (const entry of journal.history.slice(printed)) io.err(`${clock(entry.at)} ${entry.step}${entry.note ? `: ${entry.note}` : ''}`);
-        printed = journal.history.length;
-        if (journal.step === 'failed') throw new OperationFailedError(`failover of ${unit} failed: ${journal.error ?? 'no reason given'}`, { unit, volumeId });
-        const target = journal.toInstanceId;
-        const report = target ? state.reports.get(`${target}/${volumeId}`)?.value : undefined;
-        // `starting`/`done`: the placement on the target carries the final generation.
-        const final = journal.step === 'starting' || journal.step === 'done';
-        if (final && report && report.generation === journal.generation && report.phase === 'active') {
-          io.out(`${unit} is active on ${target} (generation ${report.generation})`);
-          return;
+      if (state) {
+        const pending = state.requests.get(volumeId)?.value;
+        if (pending?.requestId === request.requestId && pending.refusedReason) {
+          throw new RefusedError(`controller refused: ${pending.refusedReason}`, { unit, volumeId });
+        }
+        const journal: FailoverJournal | undefined = state.journals.get(volumeId)?.value;
+        if (journal?.requestId === request.requestId) {
+          for (const entry of journal.history.slice(printed)) io.err(`${clock(entry.at)} ${entry.step}${entry.note ? `: ${entry.note}` : ''}`);
+          printed = journal.history.length;
+          if (journal.step === 'failed') throw new OperationFailedError(`failover of ${unit} failed: ${journal.error ?? 'no reason given'}`, { unit, volumeId });
+          const target = journal.toInstanceId;
+          const report = target ? state.reports.get(`${target}/${volumeId}`)?.value : undefined;
+          // `starting`/`done`: the placement on the target carries the final generation.
+          const final = journal.step === 'starting' || journal.step === 'done';
+          if (final && report && report.generation === journal.generation && report.phase === 'active') {
+            io.out(`${unit} is active on ${target} (generation ${report.generation})`);
+            return;
+          }
+        } else if (pending?.requestId !== request.requestId) {
+          // Neither our request nor a journal for it (the controller swaps one for the other in one txn).
+          throw new OperationFailedError(`the request for ${unit} was withdrawn (failover cancel) or dropped by the controller before it started; nothing changed`, { unit, volumeId });
         }
       }
       const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new OperationFailedError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${unit}; the controller carries on (see: failover status)`, { unit, volumeId });
-      }
+      if (left <= 0) return await giveUp(session, request, { kind: 'timeout', timeoutMs });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(FOLLOW_POLL_MS, left));
         wake = () => {
@@ -109,7 +184,7 @@ export async function followFailover(session: Session, request: ManualRequest, t
       });
     }
   } finally {
-    await watcher.cancel();
+    interrupt?.removeEventListener('abort', onInterrupt);
+    await etcdBounded(etcd, () => watcher.cancel()).catch(() => undefined);
   }
 }
-

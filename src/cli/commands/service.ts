@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { encodeRecord, ServiceRecord, UnitName } from '../../keyspace/index.js';
-import { parseLabels } from '../../config/index.js';
+import { parseLabels, type Config } from '../../config/index.js';
 import type { GlobalOptions } from '../context.js';
+import { openEc2 } from '../ec2.js';
 import { RefusedError, UsageError } from '../errors.js';
+import { etcdBounded } from '../etcd.js';
 import { renderTable } from '../output.js';
 import { withSession } from '../session.js';
 import { isInProgress, readClusterState } from '../state.js';
@@ -53,13 +55,29 @@ export function buildServiceRecord(unit: string, opts: AddOptions): ServiceRecor
   return parsed.data;
 }
 
+/**
+ * The volume must exist in EC2 and allow one attachment only: with EBS Multi-Attach, EC2 would attach
+ * it to a second instance while the first still has it, and the single attachment is what keeps the
+ * disk exclusive (the fence). Refused before anything is written.
+ */
+async function checkVolumeInEc2(config: Config, unit: string, volumeId: string): Promise<void> {
+  const [volume] = await (await openEc2(config.aws)).describeVolumes([volumeId]).catch((err: unknown) => {
+    if ((err as Error).name === 'VolumeNotFoundError') return [];
+    throw err;
+  });
+  if (!volume) throw new RefusedError(`unknown volume ${volumeId} (EC2 does not know it); nothing written`, { unit, volumeId });
+  if (volume.multiAttachEnabled === true) {
+    throw new RefusedError(`${volumeId} has EBS Multi-Attach enabled; ebs-failover's safety relies on a single attachment`, { unit, volumeId });
+  }
+}
+
 export function registerServiceCommands(program: Command): void {
   const service = program.command('service').description('register, list and remove managed services (services/<unit>)');
 
   service
     .command('add <unit>')
     .description(
-      'register a service on its EBS volume. The controller then places it: on the host the volume is attached to, or on a live host it chooses in the volume\'s AZ',
+      'register a service on its EBS volume (refused when EC2 does not know the volume, or it has Multi-Attach enabled). The controller then places it: on the host the volume is attached to, or on a live host it chooses in the volume\'s AZ',
     )
     .requiredOption('--mount-unit <name>', 'mount unit the service Requires=, e.g. data-postgres.mount')
     .requiredOption('--mount-point <path>', 'where the volume is mounted, e.g. /data/postgres')
@@ -70,13 +88,15 @@ export function registerServiceCommands(program: Command): void {
     .action(async (unit: string, _opts: AddOptions, cmd: Command) => {
       const opts = cmd.optsWithGlobals<AddOptions>();
       const record = buildServiceRecord(unit, opts);
-      await withSession(opts, async ({ etcd, ks, io }) => {
+      await withSession(opts, async ({ etcd, ks, io, config }) => {
         const state = await readClusterState(etcd, ks);
         const sameVolume = [...state.services.values()].find((s) => s.value.volumeId === record.volumeId && s.value.unit !== unit);
         if (sameVolume) throw new RefusedError(`volume ${record.volumeId} already belongs to ${sameVolume.value.unit}`, { volumeId: record.volumeId, unit });
+        await checkVolumeInEc2(config, unit, record.volumeId);
         // Create-only: a second `add` never silently rewrites a running service's mount or labels.
         const key = ks.service(unit);
-        const res = await etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(encodeRecord(record))).commit();
+        const put = etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(encodeRecord(record)));
+        const res = await etcdBounded(etcd, () => put.commit());
         if (!res.succeeded) throw new RefusedError(`service ${unit} is already registered (remove it first)`, { unit });
         io.out(`registered ${unit} (volume ${record.volumeId}); the controller will place it`);
       });
@@ -123,11 +143,11 @@ export function registerServiceCommands(program: Command): void {
           throw new RefusedError(`a failover of ${volumeId} is in progress; remove ${unit} after it finishes`, { unit, volumeId });
         }
         // Guarded on the revision read above, and on no failover having started since.
-        const res = await etcd
+        const remove = etcd
           .if(ks.service(unit), 'Mod', '==', stored.modRevision)
           .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
-          .then(etcd.delete().key(ks.service(unit)))
-          .commit();
+          .then(etcd.delete().key(ks.service(unit)));
+        const res = await etcdBounded(etcd, () => remove.commit());
         if (!res.succeeded) throw new RefusedError(`${unit} changed while removing it; try again`, { unit });
         io.out(`removed ${unit}`);
       });
