@@ -31,6 +31,8 @@ export const ENV_VARS: ReadonlyArray<{ name: string; path: string[]; kind: Kind 
   { name: 'SYSTEMD_BUS', path: ['agent', 'systemdBus'], kind: 'string' },
   { name: 'LABELS', path: ['agent', 'labels'], kind: 'labels' },
   { name: 'LEASE_STATE_FILE', path: ['agent', 'leaseStateFile'], kind: 'string' },
+  { name: 'PEER_LISTEN', path: ['agent', 'peerListen'], kind: 'string' },
+  { name: 'VERIFY_EVERY_MS', path: ['agent', 'verifyEveryMs'], kind: 'int' },
 ];
 
 export const ENV_PREFIX = 'EBS_FAILOVER_';

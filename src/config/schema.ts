@@ -88,6 +88,15 @@ export const AgentConfig = z
     labels: z.record(z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'expected a label key like role'), z.string()).default({}),
     /** Where the agent keeps its lease id so that a restart within the TTL resumes the same lease. */
     leaseStateFile: z.string().startsWith('/').default('/run/ebs-failover/lease'),
+    /**
+     * The peer endpoint (`GET /v1/etcd`): when this agent's lease renewals fail, it asks the other agents
+     * whether they reach etcd, and fences only if one does (cut off alone) or none answers (cut off from
+     * everyone); an etcd outage for everyone stops nothing. All interfaces by default, because peers on
+     * other hosts must reach it; the host record advertises `privateIp:port`.
+     */
+    peerListen: ListenAddress.default('0.0.0.0:9643'),
+    /** Every volume held active is re-verified this often (device, mount, unit); a drift is reported and repaired. */
+    verifyEveryMs: Ms.min(100, 'verifyEveryMs below 100 would poll systemd in a busy loop').default(5_000),
   })
   .strict();
 

@@ -137,7 +137,8 @@ export async function startDemoCluster(opts: DemoClusterOptions): Promise<DemoCl
         '--lease-state-file', join(hostDir, 'lease'),
         '--label', 'role=db',
       ];
-      const agent = new Daemon(`agent ${name}`, args, { ...env, ...MEMORY_SYSTEMD_ENV, EBS_FAILOVER_MACHINE_ID: machineId }, join(hostDir, 'agent.log'));
+      // Four agents on one machine: each serves its peer endpoint on a free loopback port (default 0.0.0.0:9643).
+      const agent = new Daemon(`agent ${name}`, args, { ...env, ...MEMORY_SYSTEMD_ENV, EBS_FAILOVER_MACHINE_ID: machineId, EBS_FAILOVER_PEER_LISTEN: '127.0.0.1:0' }, join(hostDir, 'agent.log'));
       agent.onUnexpectedExit = opts.onDaemonExit;
       daemons.push(agent);
       hosts.push({ name, instanceId: instance.instanceId, az, machineId, deviceDir, agent });

@@ -1,11 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../../src/host/agent/index.js';
 import { DbusSystemd } from '../../src/host/systemd/index.js';
-import { AgentReport, decodeRecord, encodeRecord, keyspace, type Placement, type ServiceRecord } from '../../src/keyspace/index.js';
+import { AgentReport, decodeRecord, encodeRecord, keyspace, type HostRecord, type Placement, type ServiceRecord } from '../../src/keyspace/index.js';
 import { connectEtcd } from '../../src/locks/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -13,8 +15,9 @@ import { bootHost, makeVolumeImage, type SdHost } from '../helpers/sdhost.js';
 
 /**
  * The agent against real etcd and a REAL systemd host (systemd mode): placement → device appears →
- * mount active → unit active → report; placement moved away → released; etcd frozen → the agent
- * fences itself (unit and mount stopped) before its lease can expire, measured.
+ * mount active → unit active → report; placement moved away → released; etcd frozen while a peer
+ * still reaches it (this host is cut off alone) → the agent fences itself (unit and mount stopped)
+ * before its lease can expire, measured.
  */
 const SELF = 'i-0bbbbbbbbbbbbbbb1';
 const OTHER = 'i-0bbbbbbbbbbbbbbb2';
@@ -58,6 +61,8 @@ describe('agent with real etcd and a real systemd host (systemd mode)', () => {
   let probe: DbusSystemd;
   let agent: Agent;
   let img: string;
+  /** The other host's peer endpoint (a stub): it says it reaches etcd, so a lost etcd means "cut off alone". */
+  let peer: Server;
 
   const report = async (): Promise<AgentReport | undefined> => decodeRecord(AgentReport, 'status', await client.get(ks.status(SELF, VOLUME)).string());
   const reportFor = (generation: number, phase: AgentReport['phase']) => async (): Promise<AgentReport | undefined> => {
@@ -92,6 +97,13 @@ describe('agent with real etcd and a real systemd host (systemd mode)', () => {
     probe = await DbusSystemd.connect({ busAddress: host.busAddress, journal: false });
     await systemd.reload();
     await client.put(ks.service(UNIT)).value(encodeRecord(service)).exec();
+    peer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ instanceId: OTHER, reachesEtcd: true, lastRenewalAgoMs: 100 })));
+    await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', () => resolve()));
+    const other: HostRecord = {
+      instanceId: OTHER, az: 'us-east-1a', privateIp: '127.0.0.1', machineId: 'b'.repeat(32), agentVersion: 'test', labels: {},
+      leaseTtlMs: LEASE_TTL_MS, fenceMarginMs: FENCE_MARGIN_MS, registeredAt: Date.now(), peerEndpoint: `127.0.0.1:${(peer.address() as AddressInfo).port}`,
+    };
+    await client.put(ks.host(OTHER)).value(encodeRecord(other)).exec();
     agent = await startAgent({
       etcd: client,
       keyspace: ks,
@@ -118,6 +130,8 @@ describe('agent with real etcd and a real systemd host (systemd mode)', () => {
     client?.close();
     await host?.stop();
     await etcd?.stop();
+    peer?.closeAllConnections();
+    peer?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -143,7 +157,7 @@ describe('agent with real etcd and a real systemd host (systemd mode)', () => {
     expect(await active(MOUNT)).toBe('inactive');
   });
 
-  it('self-fences when etcd is lost: unit and mount inactive well before the lease TTL', async () => {
+  it('self-fences when cut off from etcd alone (a peer reaches it): unit and mount inactive well before the lease TTL', async () => {
     await place({ instanceId: SELF, device: '/dev/xvdf', generation: 3 });
     await waitFor('active report', reportFor(3, 'active'));
     const phases: string[] = [];

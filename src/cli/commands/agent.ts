@@ -53,6 +53,8 @@ export async function runAgentDaemon(flags: AgentFlags, signal: AbortSignal): Pr
       fleet: config.agent.mode === 'fleet' ? openFleet(config.agent.fleetSocket) : undefined,
       deviceRoot: config.agent.deviceRoot,
       systemdBus: config.agent.systemdBus,
+      peerListen: config.agent.peerListen,
+      timeouts: { verifyEveryMs: config.agent.verifyEveryMs },
       agentVersion: AGENT_VERSION,
       log: log.child({ instanceId: identity.instanceId }),
       signal,

@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { decodeRecord, AgentReport, keyspace as makeKeyspace, type Keyspace, type ServiceRecord } from '../../keyspace/index.js';
+import { decodeRecord, AgentReport, HostRecord, keyspace as makeKeyspace, type Keyspace, type ServiceRecord } from '../../keyspace/index.js';
 import { HostRegistrar, PrefixMirror, type FenceEvent, type RegisteredEvent } from '../../locks/index.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { apiMetadata, noMetadata, type MetadataPort } from '../fleet-metadata.js';
@@ -12,6 +12,7 @@ import type { SystemdPort } from '../systemd/port.js';
 import { fenceAll } from './fence.js';
 import { hostVolumes } from './host-volumes.js';
 import { DEFAULT_TIMEOUTS, type Agent, type AgentOptions, type AgentTimeouts, type FenceRecord } from './options.js';
+import { decideFence, probePeers, probeTimeoutMs, servePeerEndpoint, type EtcdHealth, type FenceDecision, type Peer, type PeerServer, type ProbeResult } from './peers.js';
 import type { VolumeOps } from './ports.js';
 import { Reconciler } from './reconciler.js';
 import { Reporter } from './reporter.js';
@@ -35,6 +36,7 @@ const ScalarOptions = z.object({
   fenceMarginMs: z.number().int().nonnegative(),
   mode: z.enum(['fleet', 'systemd']),
   deviceRoot: z.string().min(1),
+  peerListen: z.string().min(1).optional(),
 });
 
 export interface AgentExtras {
@@ -76,6 +78,14 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
       log,
     });
 
+  // The peer endpoint first: its bound address goes into the host record. It answers from the
+  // registrar, which exists a few lines below (until then: "does not reach etcd").
+  let health: EtcdHealth | null = null;
+  const peerServer = opts.peerListen === undefined ? null : await servePeers(opts.peerListen, opts.instanceId, opts.privateIp, () => health, log);
+  // hosts/ as last seen: while etcd is unreachable this is who to ask (the mirror keeps its contents).
+  const hosts = new PrefixMirror(opts.etcd, ks.hostsPrefix(), log);
+  const confirmFence = peerFenceCheck(opts.instanceId, opts.fenceMarginMs, () => knownPeers(ks, hosts, opts.instanceId, log), log);
+
   const registrar = new HostRegistrar({
     client: opts.etcd,
     ks,
@@ -86,12 +96,15 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
       machineId: opts.machineId,
       agentVersion: opts.agentVersion ?? '0.0.0',
       labels: opts.labels ?? {},
+      ...(peerServer ? { peerEndpoint: peerServer.endpoint } : {}),
     },
     ttlMs: opts.leaseTtlMs,
     fenceMarginMs: opts.fenceMarginMs,
     leaseStateFile: opts.leaseStateFile,
+    confirmFence,
     log,
   });
+  health = registrar;
   const placements = new PrefixMirror(opts.etcd, ks.placementsPrefix(), log);
   const services = new PrefixMirror(opts.etcd, ks.servicesPrefix(), log);
   const reporter = new Reporter(registrar, ks, opts.instanceId, log);
@@ -154,7 +167,7 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   registrar.on('error', (err) => log.error({ err }, 'registrar error'));
 
   await registerUntilUp(registrar, log, opts.signal);
-  await Promise.all([placements.start(), services.start()]);
+  await Promise.all([placements.start(), services.start(), hosts.start()]);
   const definedUnits = new Set<string>();
   const defineUnits = (): void => {
     if (opened.memory) defineMemoryUnits(opened.memory, decodeServices(ks, services, log), definedUnits);
@@ -175,6 +188,8 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
 
   return {
     fences,
+    peerEndpoint: peerServer?.endpoint ?? null,
+    volumeState: (volumeId) => reconciler.stateOf(volumeId),
     held: () => reconciler.held(),
     idle: () => reconciler.idle(),
     shutdown: async ({ keepLease = true } = {}) => {
@@ -182,8 +197,9 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
       stopping = true;
       reconciler.pause('agent shutting down');
       await reconciler.idle();
-      await Promise.all([placements.stop(), services.stop()]);
+      await Promise.all([placements.stop(), services.stop(), hosts.stop()]);
       await registrar.stop({ revoke: !keepLease });
+      await peerServer?.close();
       if (ownSystemd) await systemd.close();
       log.info({ keepLease }, 'agent stopped; units and mounts left as they are');
     },
@@ -260,4 +276,56 @@ async function adopt(
       if (isUp(unit.activeState) || isUp(mount.activeState)) reconciler.markHeld(service.volumeId, service.unit);
     }),
   );
+}
+
+/**
+ * The peer endpoint; a listen failure (port taken) is logged, not fatal: the host then cannot vouch for
+ * etcd to its peers (they treat it as not answering), but everything else works, which beats an agent
+ * that will not start and so leaves its services unmanaged.
+ */
+async function servePeers(listen: string, instanceId: string, privateIp: string, health: () => EtcdHealth | null, log: Logger): Promise<PeerServer | null> {
+  try {
+    return await servePeerEndpoint({ listen, instanceId, privateIp, health, log });
+  } catch (err) {
+    log.error({ err, listen }, 'peer endpoint not served: peers cannot ask this host whether it reaches etcd');
+    return null;
+  }
+}
+
+/** Other hosts with a peer endpoint, from the hosts/ mirror (self excluded). */
+function knownPeers(ks: Keyspace, hosts: PrefixMirror, self: string, log: Logger): Peer[] {
+  const out: Peer[] = [];
+  for (const [key, raw] of hosts.entries()) {
+    const record = decodeRecord(HostRecord, key, raw, log);
+    if (record && record.instanceId !== self && record.peerEndpoint !== undefined) out.push({ instanceId: record.instanceId, endpoint: record.peerEndpoint });
+  }
+  return out;
+}
+
+/**
+ * The registrar's confirmFence: asked when renewals have failed up to the fence deadline (and again
+ * every second or so while it answers false). See peers.ts for the rule. Logs each decision with its
+ * evidence (warn when it changes, debug when it repeats).
+ */
+function peerFenceCheck(self: string, fenceMarginMs: number, peers: () => Peer[], log: Logger): () => Promise<boolean> {
+  const timeoutMs = probeTimeoutMs(fenceMarginMs);
+  let last: FenceDecision | null = null;
+  return async () => {
+    const started = performance.now();
+    const results = await probePeers(peers(), timeoutMs);
+    const decision = decideFence(results);
+    const evidence = { peers: results.map(evidenceOf), probeMs: Math.round(performance.now() - started), timeoutMs };
+    const changed = last === null || last.fence !== decision.fence || last.reason !== decision.reason;
+    last = decision;
+    const line = { instanceId: self, fence: decision.fence, reason: decision.reason, ...evidence };
+    if (changed) log.warn(line, decision.fence ? 'etcd unreachable: peers confirm the fence' : 'etcd unreachable: fence deferred after asking peers');
+    else log.debug(line, 'fence check repeated');
+    return decision.fence;
+  };
+}
+
+function evidenceOf(r: ProbeResult): Record<string, unknown> {
+  return 'answer' in r
+    ? { instanceId: r.peer.instanceId, endpoint: r.peer.endpoint, reachesEtcd: r.answer.reachesEtcd, lastRenewalAgoMs: r.answer.lastRenewalAgoMs }
+    : { instanceId: r.peer.instanceId, endpoint: r.peer.endpoint, error: r.error };
 }

@@ -54,6 +54,12 @@ export interface AgentOptions {
   /** D-Bus address of systemd (default: the system bus); `memory` selects the in-memory stand-in. */
   systemdBus?: string;
 
+  /**
+   * Where to serve the peer endpoint (`host:port`, port 0 = any free port; the CLI's default is
+   * `0.0.0.0:9643`). Absent: not served; this agent still asks its peers before fencing.
+   */
+  peerListen?: string;
+
   timeouts?: Partial<AgentTimeouts>;
   log?: Logger;
   /** Aborted on SIGTERM: `runAgent` returns WITHOUT stopping units or revoking the lease. */
@@ -108,6 +114,10 @@ export interface Agent {
   held(): ReadonlyMap<string, HeldVolume>;
   /** Fence events handled so far, with timings (tests and logs). */
   readonly fences: readonly FenceRecord[];
+  /** Where the peer endpoint is served (`ip:port`), or null when it is not. */
+  readonly peerEndpoint: string | null;
+  /** The reconciler's state of one volume (tests, logs). */
+  volumeState(volumeId: string): import('./volume-state.js').VolumeState;
 }
 
 export interface HeldVolume {

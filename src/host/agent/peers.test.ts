@@ -1,0 +1,106 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../log/logger.js';
+import { advertisedEndpoint, decideFence, parseListen, probePeer, probeTimeoutMs, servePeerEndpoint, type PeerServer, type ProbeResult } from './peers.js';
+
+const A = { instanceId: 'i-0aaaaaaaaaaaaaaa1', endpoint: '10.0.1.11:9643' };
+const B = { instanceId: 'i-0bbbbbbbbbbbbbbb2', endpoint: '10.0.1.12:9643' };
+const reaches = (peer: typeof A): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: true, lastRenewalAgoMs: 900 } });
+const cutOff = (peer: typeof A): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: false, lastRenewalAgoMs: 12_000 } });
+const silent = (peer: typeof A): ProbeResult => ({ peer, error: 'TimeoutError: The operation was aborted due to timeout' });
+
+describe('decideFence', () => {
+  it.each<[string, ProbeResult[], boolean, string]>([
+    ['no peer known', [], false, 'no peer known: an etcd outage cannot be told from being cut off alone; keeping units running (EC2 single attachment keeps each disk exclusive)'],
+    ['a peer reaches etcd', [cutOff(A), reaches(B)], true, `${B.instanceId} reaches etcd: this host is cut off alone`],
+    ['a peer reaches etcd, the other is silent', [silent(A), reaches(B)], true, `${B.instanceId} reaches etcd: this host is cut off alone`],
+    ['both reach etcd', [reaches(A), reaches(B)], true, `${A.instanceId}, ${B.instanceId} reach etcd: this host is cut off alone`],
+    ['nobody answers', [silent(A), silent(B)], true, 'none of 2 known peer(s) answered: this host is cut off from everyone'],
+    ['all answer, none reaches etcd', [cutOff(A), cutOff(B)], false, '2 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; keeping units running (EC2 single attachment keeps each disk exclusive)'],
+    ['one answers without etcd, one is silent', [cutOff(A), silent(B)], false, '1 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; keeping units running (EC2 single attachment keeps each disk exclusive)'],
+  ])('%s', (_name, results, fence, reason) => {
+    expect(decideFence(results)).toEqual({ fence, reason });
+  });
+});
+
+describe('addresses and budgets', () => {
+  it.each<[number, number]>([
+    [500, 200],
+    [1_000, 450],
+    [3_000, 800],
+    [60, 50],
+  ])('fence margin %i ms → probe time-out %i ms', (margin, timeout) => {
+    expect(probeTimeoutMs(margin)).toBe(timeout);
+  });
+
+  it.each<[string, { host: string; port: number }]>([
+    ['0.0.0.0:9643', { host: '0.0.0.0', port: 9643 }],
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::1]:9643', { host: '::1', port: 9643 }],
+  ])('parseListen(%s)', (listen, parts) => {
+    expect(parseListen(listen)).toEqual(parts);
+  });
+
+  it('rejects a listen address without a port', () => {
+    expect(() => parseListen('0.0.0.0')).toThrow('expected host:port');
+  });
+
+  it.each<[{ address: string; port: number }, string]>([
+    [{ address: '0.0.0.0', port: 9643 }, '10.0.1.5:9643'],
+    [{ address: '::', port: 9643 }, '10.0.1.5:9643'],
+    [{ address: '127.0.0.1', port: 40123 }, '127.0.0.1:40123'],
+    [{ address: '::1', port: 40123 }, '[::1]:40123'],
+  ])('advertises %j as %s', (bound, endpoint) => {
+    expect(advertisedEndpoint(bound, '10.0.1.5')).toBe(endpoint);
+  });
+});
+
+describe('peer endpoint over loopback HTTP', () => {
+  let server: PeerServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('answers GET /v1/etcd from the health source, and a probe reads it', async () => {
+    let reaching = true;
+    server = await servePeerEndpoint({
+      listen: '127.0.0.1:0', instanceId: A.instanceId, privateIp: '10.0.1.11', log: silentLogger(),
+      health: () => ({ reachesEtcd: () => reaching, lastRenewalAgoMs: () => 1234.4 }),
+    });
+    expect(server.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+    const peer = { instanceId: A.instanceId, endpoint: server.endpoint };
+    expect(await probePeer(peer, 2_000)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: true, lastRenewalAgoMs: 1234 } });
+    reaching = false;
+    expect(await probePeer(peer, 2_000)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: false, lastRenewalAgoMs: 1234 } });
+  });
+
+  it('before registration the host cannot vouch for etcd', async () => {
+    server = await servePeerEndpoint({ listen: '127.0.0.1:0', instanceId: A.instanceId, privateIp: '10.0.1.11', log: silentLogger(), health: () => null });
+    const peer = { instanceId: A.instanceId, endpoint: server.endpoint };
+    expect(await probePeer(peer, 2_000)).toMatchObject({ answer: { reachesEtcd: false } });
+  });
+
+  it('a probe of an endpoint answering for another instance, a closed port or a silent server is no answer', async () => {
+    server = await servePeerEndpoint({ listen: '127.0.0.1:0', instanceId: A.instanceId, privateIp: '10.0.1.11', log: silentLogger(), health: () => null });
+    expect(await probePeer({ instanceId: B.instanceId, endpoint: server.endpoint }, 2_000)).toMatchObject({ error: `answered as ${A.instanceId}` });
+
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    expect(await probePeer({ instanceId: B.instanceId, endpoint: `127.0.0.1:${closedPort}` }, 2_000)).toHaveProperty('error');
+
+    // Accepts, never answers (a SIGSTOPped peer): bounded by the time-out.
+    const hung = createServer(() => undefined);
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
+    try {
+      const result = await probePeer({ instanceId: B.instanceId, endpoint: `127.0.0.1:${(hung.address() as AddressInfo).port}` }, 200);
+      expect(result).toMatchObject({ error: expect.stringContaining('TimeoutError') });
+    } finally {
+      hung.closeAllConnections();
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
+  });
+});

@@ -1,0 +1,153 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { Logger } from '../../log/logger.js';
+
+/**
+ * The peer check behind the self-fence (Patroni's failsafe mode, adapted): when this host's lease
+ * renewals have failed up to the fence deadline, it asks the other agents whether THEY reach etcd.
+ *
+ * - A peer reaches etcd → this host is cut off alone → fence (the controller will move its volumes).
+ * - Peers are known but none answers → this host is cut off from everyone → fence.
+ * - Some answer and none reaches etcd → etcd is down for everyone → keep running: nothing can move a
+ *   volume without etcd (the controller needs it too), and EC2's single attachment keeps each disk
+ *   exclusive anyway (an auto failover always detaches before it attaches).
+ * - No peer known → cannot tell the two apart → keep running, for the same reason.
+ *
+ * Each agent serves `GET /v1/etcd` → `{ instanceId, reachesEtcd, lastRenewalAgoMs }` from its
+ * registrar; its host record's `peerEndpoint` names where.
+ */
+
+export const PEER_PATH = '/v1/etcd';
+
+export const PeerAnswer = z.object({
+  instanceId: z.string(),
+  reachesEtcd: z.boolean(),
+  lastRenewalAgoMs: z.number(),
+});
+export type PeerAnswer = z.infer<typeof PeerAnswer>;
+
+/** What the endpoint reports; the registrar implements it. */
+export interface EtcdHealth {
+  reachesEtcd(): boolean;
+  lastRenewalAgoMs(): number;
+}
+
+export interface Peer {
+  instanceId: string;
+  /** `host:port`. */
+  endpoint: string;
+}
+
+export type ProbeResult = { peer: Peer; answer: PeerAnswer } | { peer: Peer; error: string };
+
+export interface FenceDecision {
+  fence: boolean;
+  reason: string;
+}
+
+/** Pure: fence or not, from the probes of every known peer (self excluded). */
+export function decideFence(results: readonly ProbeResult[]): FenceDecision {
+  if (results.length === 0) {
+    return { fence: false, reason: 'no peer known: an etcd outage cannot be told from being cut off alone; keeping units running (EC2 single attachment keeps each disk exclusive)' };
+  }
+  const answered = results.filter((r): r is Extract<ProbeResult, { answer: PeerAnswer }> => 'answer' in r);
+  const reaching = answered.filter((r) => r.answer.reachesEtcd);
+  if (reaching.length > 0) {
+    return { fence: true, reason: `${reaching.map((r) => r.peer.instanceId).join(', ')} reach${reaching.length === 1 ? 'es' : ''} etcd: this host is cut off alone` };
+  }
+  if (answered.length === 0) {
+    return { fence: true, reason: `none of ${results.length} known peer(s) answered: this host is cut off from everyone` };
+  }
+  return {
+    fence: false,
+    reason: `${answered.length} of ${results.length} peer(s) answered and none reaches etcd: etcd is down for everyone; keeping units running (EC2 single attachment keeps each disk exclusive)`,
+  };
+}
+
+/**
+ * How long one round of probes may take: at most half the fence margin (the registrar fences if the
+ * answer takes longer than that, and the stops need the rest) and at most 800 ms; a 50 ms floor.
+ */
+export function probeTimeoutMs(fenceMarginMs: number): number {
+  return Math.max(50, Math.min(Math.floor(fenceMarginMs / 2) - 50, 800));
+}
+
+/** One peer's answer, or the reason there is none (time-out, refused, garbage). Never throws. */
+export async function probePeer(peer: Peer, timeoutMs: number): Promise<ProbeResult> {
+  try {
+    const res = await fetch(`http://${peer.endpoint}${PEER_PATH}`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return { peer, error: `HTTP ${res.status}` };
+    const answer = PeerAnswer.parse(await res.json());
+    if (answer.instanceId !== peer.instanceId) return { peer, error: `answered as ${answer.instanceId}` };
+    return { peer, answer };
+  } catch (err) {
+    return { peer, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+  }
+}
+
+/** Probes every peer in parallel, each bounded by `timeoutMs`. */
+export function probePeers(peers: readonly Peer[], timeoutMs: number): Promise<ProbeResult[]> {
+  return Promise.all(peers.map((p) => probePeer(p, timeoutMs)));
+}
+
+export interface PeerServer {
+  /** The endpoint other agents should use (`ip:port`). */
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+/** `host:port` → parts; IPv6 literals in brackets. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+  if (!m || m[1] === undefined || m[2] === undefined) throw new Error(`peer listen address ${JSON.stringify(listen)}: expected host:port`);
+  return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/**
+ * What to advertise for a bound address: a wildcard bind (0.0.0.0, ::) is reached at the host's
+ * private IP; a specific address as itself.
+ */
+export function advertisedEndpoint(bound: { address: string; port: number }, privateIp: string): string {
+  const host = bound.address === '0.0.0.0' || bound.address === '::' ? privateIp : bound.address;
+  return host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`;
+}
+
+/** Serves `GET /v1/etcd`; resolves once listening. */
+export async function servePeerEndpoint(opts: { listen: string; instanceId: string; privateIp: string; health: () => EtcdHealth | null; log: Logger }): Promise<PeerServer> {
+  const { host, port } = parseListen(opts.listen);
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== PEER_PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    const health = opts.health();
+    const body: PeerAnswer = {
+      instanceId: opts.instanceId,
+      // Not registered yet: this host cannot vouch for etcd.
+      reachesEtcd: health?.reachesEtcd() ?? false,
+      lastRenewalAgoMs: Math.round(health?.lastRenewalAgoMs() ?? -1),
+    };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  });
+  // A peer's probe must never hold this process: short idle time-out, no keep-alive pile-up.
+  server.keepAliveTimeout = 1_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => opts.log.error({ err }, 'peer endpoint error'));
+  const endpoint = advertisedEndpoint(server.address() as AddressInfo, opts.privateIp);
+  opts.log.info({ listen: opts.listen, endpoint }, 'peer endpoint serving');
+  return {
+    endpoint,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
