@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Keyspace } from '../keyspace/index.js';
 import { acquireVolumeLock, LockTimeoutError } from '../locks/index.js';
-import type { LockVolume } from '../snapshot/index.js';
+import { lockGuard, type LockVolume } from '../snapshot/index.js';
 
 /** The lock outlives a crashed snapshot job by at most this long (then a failover may proceed). */
 const SNAPSHOT_LOCK_TTL_MS = 30_000;
@@ -14,7 +14,8 @@ export function volumeLocker(etcd: Etcd3, ks: Keyspace, waitMs: number): LockVol
   return async (volumeId) => {
     try {
       const lock = await acquireVolumeLock(etcd, ks, volumeId, { ttlMs: SNAPSHOT_LOCK_TTL_MS, waitMs, owner: `snapshot:${process.pid}` });
-      return { release: () => lock.release() };
+      // The guard puts the job's CreateSnapshot/DeleteSnapshot through the EC2 gate against this lock.
+      return { release: () => lock.release(), guard: lockGuard(lock) };
     } catch (err) {
       if (err instanceof LockTimeoutError) {
         return { busy: `lock on ${volumeId} held by ${err.holder ?? 'another operation'} (waited ${Math.round(waitMs / 1000)}s); skipped, the next run catches up` };

@@ -2,17 +2,21 @@ import type { Ec2Port } from '../ec2/types.js';
 import type { FailoverJournal } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
 import type { Decision } from './decision.js';
+import { isActiveJournal } from './observed.js';
 import type { FleetMetadataPort } from './options.js';
 import type { StorePort, StoreWrite } from './ports.js';
 
 /**
  * EC2 error names that mean "the state already moved on" (another call won, or our earlier call is
  * being processed): the next observation shows the real state, so they count as done, not failures.
+ * An instance in the wrong state is NOT one of them for an attach (see TargetNotRunningError); for
+ * StopInstances it means "already stopping or gone", which is what fencing wanted.
  */
 const EC2_RACES = new Set([
   'IncorrectState', 'IncorrectStateError', 'VolumeInUse', 'VolumeInUseError', 'InvalidAttachment.NotFound',
-  'AttachmentNotFoundError', 'IncorrectInstanceState', 'IncorrectInstanceStateError', 'InvalidInstanceID.NotFound', 'InstanceNotFoundError',
+  'AttachmentNotFoundError', 'InvalidInstanceID.NotFound', 'InstanceNotFoundError',
 ]);
+const INSTANCE_STATE = new Set(['IncorrectInstanceState', 'IncorrectInstanceStateError']);
 
 /** True for an EC2 error that only says the state already changed (see EC2_RACES). */
 export function isEc2Race(err: unknown): boolean {
@@ -33,10 +37,37 @@ export function isThrottled(err: unknown): boolean {
   return hasName(err, THROTTLES);
 }
 
-/** AttachVolume's InvalidDevice.InUse: the device name is taken on the instance (another name must be chosen). */
+/**
+ * AttachVolume's InvalidDevice.InUse: the device name is taken on the instance (another name must be
+ * chosen). src/ec2/errors.ts also maps real EC2's `InvalidParameterValue … is already in use` to it.
+ */
 const DEVICE_IN_USE = new Set(['InvalidDevice.InUse', 'DeviceInUseError']);
 export function isDeviceInUse(err: unknown): boolean {
   return hasName(err, DEVICE_IN_USE);
+}
+
+/** The instance is in a state that refuses the call (IncorrectInstanceState): retrying the same instance will not help. */
+export function isIncorrectInstanceState(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: unknown; code?: unknown };
+  // Checked by name first: the EC2 layer reports some of these with the code `IncorrectState`.
+  return (typeof e.name === 'string' && INSTANCE_STATE.has(e.name)) || (typeof e.code === 'string' && INSTANCE_STATE.has(e.code));
+}
+
+/**
+ * Thrown by `act` when AttachVolume's target refuses it because of its state (stopped, terminated,
+ * pending…): not a race that the next look resolves, so the loop must choose another target instead
+ * of re-issuing the same attach until the attach wait times out.
+ */
+export class TargetNotRunningError extends Error {
+  override readonly name = 'TargetNotRunningError';
+  constructor(
+    readonly volumeId: string,
+    readonly instanceId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${instanceId} cannot take ${volumeId}: the instance is not running (${options?.cause instanceof Error ? options.cause.message : 'IncorrectInstanceState'})`, options);
+  }
 }
 
 /** Thrown by `act` when AttachVolume found the device name taken; the loop records it and decides again. */
@@ -84,8 +115,22 @@ async function dropMetadata(deps: ActDeps, d: Extract<Decision, { kind: 'fence' 
 }
 
 /**
+ * Persists (leader-guarded) the mutating EC2 call about to be made in the volume's journal, so a new
+ * leader can see what the previous term may still have in flight. The term is the gate's (the leader
+ * key's revision). A call with no active journal (re-attaching a placed volume to its live holder) has
+ * nothing to record it in; it is idempotent and touches no other host.
+ */
+async function recordIntent(deps: ActDeps, volumeId: string, intent: Omit<NonNullable<FailoverJournal['intent']>, 'term' | 'at'>): Promise<void> {
+  const journal = deps.store.snapshot().journals.get(volumeId);
+  if (!isActiveJournal(journal)) return;
+  const term = deps.ec2.guard?.term ?? 'unguarded';
+  await deps.store.write({ journal: { ...journal, intent: { ...intent, term, at: deps.now() } } });
+}
+
+/**
  * Carry out one decision: its I/O first, then its records in one leader-guarded transaction (with an
- * event). Returns the journal written, if any.
+ * event). Every EC2 mutation is preceded by its intent in the journal (leader-guarded) and goes
+ * through the EC2 gate of `deps.ec2` (src/ec2/gate.ts). Returns the journal written, if any.
  */
 export async function act(deps: ActDeps, d: Decision, unit: string | undefined): Promise<FailoverJournal | null> {
   const now = deps.now();
@@ -113,10 +158,11 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       await dropMetadata(deps, d);
       if (d.stopInstance) {
         try {
+          await recordIntent(deps, d.volumeId, { action: 'stop', instanceId: d.instanceId, force: true, device: null });
           await deps.ec2.stopInstance(d.instanceId, { force: true, signal: deps.signal });
         } catch (err) {
           // Already stopped or gone: that is what we wanted.
-          if (!isEc2Race(err)) throw err;
+          if (!isEc2Race(err) && !isIncorrectInstanceState(err)) throw err;
           log.info({ instanceId: d.instanceId, err: (err as Error).message }, 'StopInstances: instance already stopped or gone');
         }
       }
@@ -124,11 +170,15 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       return d.journal;
     case 'detach':
     case 'attach':
+      await recordIntent(deps, d.volumeId, d.kind === 'detach'
+        ? { action: 'detach', instanceId: d.instanceId, force: d.force, device: null }
+        : { action: 'attach', instanceId: d.instanceId, force: false, device: d.device });
       try {
         if (d.kind === 'detach') await deps.ec2.detachVolume(d.volumeId, d.instanceId, d.force, { signal: deps.signal });
         else await deps.ec2.attachVolume(d.volumeId, d.instanceId, d.device, { signal: deps.signal });
       } catch (err) {
         if (d.kind === 'attach' && isDeviceInUse(err)) throw new DeviceTakenError(d.volumeId, d.instanceId, d.device, { cause: err });
+        if (d.kind === 'attach' && isIncorrectInstanceState(err)) throw new TargetNotRunningError(d.volumeId, d.instanceId, { cause: err });
         // The state moved on (e.g. our earlier call is being processed): the next look decides.
         if (!isEc2Race(err)) throw err;
         log.info({ instanceId: d.instanceId, err: (err as Error).message }, `${d.kind}: EC2 state already changed`);

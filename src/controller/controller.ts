@@ -1,5 +1,6 @@
+import { EC2_TIMING, withGuard, type MutationGuard } from '../ec2/index.js';
 import { keyspace } from '../keyspace/index.js';
-import { PrefixMirror, acquireVolumeLock, campaign } from '../locks/index.js';
+import { PrefixMirror, acquireVolumeLock, campaign, type Leadership } from '../locks/index.js';
 import { silentLogger } from '../log/logger.js';
 import { EtcdStore, volumeLocks } from './etcd-store.js';
 import { FailoverLoop } from './loop.js';
@@ -9,6 +10,23 @@ import type { ControllerOptions, ControllerResult } from './options.js';
 
 /** 10 s: a dead leader is replaced within about this long, while a slow etcd round trip does not depose a live one. */
 const DEFAULT_ELECTION_TTL_MS = 10_000;
+
+/**
+ * The EC2 gate's view of one term: every mutating call checks `assertLeading()` (monotonic deadline)
+ * as its last step, never outlives the step-down deadline, and none starts before `quietMs` after the
+ * election, the longest a deposed predecessor's call can still be in flight: each of its calls was cut
+ * at ITS deadline (≤ its lease's expiry ≤ our election), so this is margin for requests already on the
+ * wire or being processed by EC2 when they were cut, and for clock-rate differences.
+ */
+export function leaderGuard(leadership: Pick<Leadership, 'candidateId' | 'revision' | 'assertLeading' | 'leaseRemainingMs' | 'electedAtMono'>, quietMs: number): MutationGuard {
+  return {
+    caller: leadership.candidateId,
+    term: leadership.revision,
+    assert: () => leadership.assertLeading(),
+    remainingMs: () => leadership.leaseRemainingMs(),
+    notBeforeMono: leadership.electedAtMono + quietMs,
+  };
+}
 
 /** Resolves with `promise`'s value, or null as soon as `signal` aborts. */
 async function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | null> {
@@ -60,13 +78,16 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       }
       terms += 1;
       metrics.setLeader(true);
-      log.info({ candidateId: opts.candidateId, term: terms }, 'elected: running the failover loop');
+      const quietMs = opts.mutationQuietMs ?? Math.min(leadership.ttlMs, EC2_TIMING.mutationMaxMs);
+      log.info({ candidateId: opts.candidateId, term: terms, revision: leadership.revision, quietMs }, 'elected: running the failover loop');
+      // One gated EC2 port per term: no mutation of this term can skip the leadership check.
+      const ec2 = withGuard(opts.ec2, leaderGuard(leadership, quietMs));
       const store = new EtcdStore({
         ks, leadership, mirrors, log, now,
         listKeys: (prefix) => opts.etcd.getAll().prefix(prefix).sort('Key', 'Ascend').keys(),
       });
       const loop = new FailoverLoop({
-        store, ec2: opts.ec2, fleet: opts.fleet, log, metrics, now, parallelism: opts.parallelism,
+        store, ec2, fleet: opts.fleet, log, metrics, now, parallelism: opts.parallelism,
         locks: volumeLocks((volumeId, o) => acquireVolumeLock(opts.etcd, ks, volumeId, o), opts.candidateId, ttlMs),
         signal: AbortSignal.any([opts.signal, leadership.signal]),
         config: {

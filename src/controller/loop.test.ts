@@ -81,7 +81,11 @@ describe('FailoverLoop against in-memory fakes', () => {
       expect(p?.generation).toBe(3); // 1 → nobody (2) → target (3)
       expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${v}`))).toHaveLength(1);
       expect(ec2.calls).toContain(`DetachVolume ${v} ${inst(1)} force`); // busy: the dead host never unmounted
-      expect(store.journalLog.filter((j) => j.volumeId === v).map((j) => j.step)).toEqual(['detected', 'fencing', 'detaching', 'attaching', 'starting', 'done']);
+      const log = store.journalLog.filter((j) => j.volumeId === v);
+      // Each EC2 mutation's intent is written (same step) before the call: drop those repeats to read the steps.
+      expect(log.map((j) => j.step).filter((step, i, all) => step !== all[i - 1])).toEqual(['detected', 'fencing', 'detaching', 'attaching', 'starting', 'done']);
+      expect(log.find((j) => j.step === 'detaching' && j.intent !== null)?.intent).toMatchObject({ action: 'detach', instanceId: inst(1), force: true });
+      expect(log.find((j) => j.step === 'attaching' && j.intent?.action === 'attach')?.intent?.instanceId).toBe(p?.instanceId);
     }
     expect(locks.holders.size).toBe(0);
     expect(metrics.render()).toContain('ebs_failover_failovers_total{kind="auto",outcome="done"} 2');

@@ -55,6 +55,11 @@ export interface ControllerOptions {
   onPersisted?: (journal: FailoverJournal) => void;
   /** Clock, for tests; default Date.now. */
   now?: () => number;
+  /**
+   * How long a new leader waits after its election before its first EC2 mutation, so that no call of
+   * the previous term can still be in flight; default min(election TTL, the EC2 layer's `mutationMaxMs`).
+   */
+  mutationQuietMs?: number;
 }
 
 /** What `runController` resolves to once `signal` is aborted. */

@@ -7,7 +7,7 @@ type SdkRequest = Parameters<NodeHttpHandler['handle']>[0];
 type SdkHandleOptions = Parameters<NodeHttpHandler['handle']>[1];
 type SdkHandleResult = ReturnType<NodeHttpHandler['handle']>;
 import type { Ec2ErrorIds } from './errors.js';
-import type { MutationGuard } from './types.js';
+import type { Ec2Port, MutationGuard } from './types.js';
 
 export type { MutationGuard } from './types.js';
 
@@ -31,6 +31,23 @@ export const MUTATING_ACTIONS: ReadonlySet<string> = new Set(['AttachVolume', 'D
 /** Extra (unsigned) headers naming who sent a mutating request; EC2 ignores them, our endpoint records them. */
 export const CALLER_HEADER = 'x-ebs-failover-caller';
 export const TERM_HEADER = 'x-ebs-failover-term';
+
+/**
+ * `port` with every mutating call put through `guard` (a guard passed by the caller wins). The
+ * controller makes one per term from its leadership, so no mutation of that term can skip the gate.
+ */
+export function withGuard(port: Ec2Port, guard: MutationGuard): Ec2Port {
+  return {
+    ...port,
+    guard,
+    attachVolume: (volumeId, instanceId, device, o) => port.attachVolume(volumeId, instanceId, device, { ...o, guard: o?.guard ?? guard }),
+    detachVolume: (volumeId, instanceId, force, o) => port.detachVolume(volumeId, instanceId, force, { ...o, guard: o?.guard ?? guard }),
+    detachAndWait: (volumeId, instanceId, o) => port.detachAndWait(volumeId, instanceId, { ...o, guard: o.guard ?? guard }),
+    stopInstance: (instanceId, o) => port.stopInstance(instanceId, { ...o, guard: o?.guard ?? guard }),
+    createSnapshot: (volumeId, description, tags, o) => port.createSnapshot(volumeId, description, tags, { ...o, guard: o?.guard ?? guard }),
+    deleteSnapshot: (snapshotId, o) => port.deleteSnapshot(snapshotId, { ...o, guard: o?.guard ?? guard }),
+  };
+}
 
 /** Test hooks; production leaves them unset. */
 export interface GateHooks {

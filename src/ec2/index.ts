@@ -7,6 +7,8 @@ export {
   ZoneMismatchError,
   VolumeInUseError,
   IncorrectStateError,
+  IncorrectInstanceStateError,
+  SnapshotNotFoundError,
   DeviceInUseError,
   AttachmentNotFoundError,
   AttachmentLimitExceededError,
@@ -18,11 +20,14 @@ export {
   type Ec2ErrorIds,
 } from './errors.js';
 export { EC2_TIMING, type Ec2Timing } from './timing.js';
+export { CALLER_HEADER, MUTATING_ACTIONS, MutationFencedError, TERM_HEADER, monoNow, withGuard, type GateHooks, type MutationInfo } from './gate.js';
 export { EC2_RATE_DEFAULTS, RateLimiter, TokenBucket, systemClock, type BucketSpec, type Clock, type RateCategory } from './token-bucket.js';
 export { AvailabilityZone, DEVICE_LETTERS, DeviceName, InstanceId, SnapshotId, VolumeId } from './ids.js';
 export type {
   AttachmentState,
   Ec2Port,
+  MutatingOpts,
+  MutationGuard,
   InstanceInfo,
   InstanceState,
   SnapshotInfo,

@@ -86,6 +86,8 @@ export interface MutatingOpts {
  * `src/ec2/errors.ts`. `signal` aborts waits (e.g. when leadership is lost).
  */
 export interface Ec2Port {
+  /** Set on a port made by `withGuard`: the guard every mutating call of this port goes through. */
+  readonly guard?: MutationGuard;
   describeVolumes(volumeIds: string[], opts?: { signal?: AbortSignal }): Promise<VolumeInfo[]>;
   describeInstances(instanceIds: string[], opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
   /** Instances in one AZ (optionally with tags), running or not. */

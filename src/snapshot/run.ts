@@ -1,4 +1,4 @@
-import type { Ec2Port, SnapshotInfo } from '../ec2/types.js';
+import type { Ec2Port, MutationGuard, SnapshotInfo } from '../ec2/types.js';
 import { planRetention, type KeepReason, type RetentionPolicy } from './retention.js';
 import { isManagedSnapshot, snapshotTags } from './tags.js';
 
@@ -10,6 +10,11 @@ export interface SnapshotTarget {
 /** Held while working on a volume so a snapshot never races a failover's detach/attach. */
 export interface HeldLock {
   release(): Promise<void>;
+  /**
+   * The lock as the EC2 gate's guard (see `lockGuard`): CreateSnapshot and DeleteSnapshot are sent
+   * only while the lock still holds, and never outlive its lease.
+   */
+  guard?: MutationGuard;
 }
 
 /** Returns the lock, or a reason it could not be had (e.g. held by a failover past the wait). */
@@ -57,7 +62,7 @@ export async function runSnapshots(opts: RunSnapshotsOptions): Promise<VolumeSna
       continue;
     }
     try {
-      await snapshotOne(opts, target, result);
+      await snapshotOne(opts, target, result, lock.guard);
     } catch (err) {
       result.error = (err as Error).message;
       opts.onStep?.(`${target.volumeId}: failed: ${result.error}`);
@@ -68,7 +73,7 @@ export async function runSnapshots(opts: RunSnapshotsOptions): Promise<VolumeSna
   return results;
 }
 
-async function snapshotOne(opts: RunSnapshotsOptions, target: SnapshotTarget, result: VolumeSnapshotResult): Promise<void> {
+async function snapshotOne(opts: RunSnapshotsOptions, target: SnapshotTarget, result: VolumeSnapshotResult, guard: MutationGuard | undefined): Promise<void> {
   const { ec2, dryRun } = opts;
   const existing: SnapshotInfo[] = await ec2.listSnapshots({ volumeIds: [target.volumeId], ownerSelf: true });
   const pending = existing.find((s) => s.state === 'pending' && isManagedSnapshot(s.tags, target.volumeId));
@@ -80,7 +85,7 @@ async function snapshotOne(opts: RunSnapshotsOptions, target: SnapshotTarget, re
     opts.onStep?.(`${target.volumeId}: would create a snapshot`);
   } else {
     const now = opts.now();
-    const created = await ec2.createSnapshot(target.volumeId, `ebs-failover ${target.unit} ${new Date(now).toISOString()}`, snapshotTags(target.unit, target.volumeId, now));
+    const created = await ec2.createSnapshot(target.volumeId, `ebs-failover ${target.unit} ${new Date(now).toISOString()}`, snapshotTags(target.unit, target.volumeId, now), { guard });
     result.created = created.snapshotId;
     existing.push(created);
     opts.onStep?.(`${target.volumeId}: created ${created.snapshotId}`);
@@ -92,7 +97,8 @@ async function snapshotOne(opts: RunSnapshotsOptions, target: SnapshotTarget, re
   );
   result.kept = plan.keep.map((k) => ({ snapshotId: k.snapshot.snapshotId, startTime: k.snapshot.startTime, state: k.snapshot.state, reasons: k.reasons }));
   for (const doomed of plan.remove) {
-    if (!dryRun) await ec2.deleteSnapshot(doomed.snapshotId);
+    // A snapshot already gone counts as deleted (the EC2 layer treats InvalidSnapshot.NotFound as done).
+    if (!dryRun) await ec2.deleteSnapshot(doomed.snapshotId, { guard });
     result.deleted.push(doomed.snapshotId);
     opts.onStep?.(`${target.volumeId}: ${dryRun ? 'would delete' : 'deleted'} ${doomed.snapshotId} (${new Date(doomed.startTime).toISOString()})`);
   }
