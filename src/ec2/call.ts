@@ -82,7 +82,8 @@ export class Ec2Caller {
     }
     const remaining = guard.remainingMs();
     if (remaining < this.timing.mutationMinMs) throw new AbortError(new MutationFencedError(action, guard.caller, guard.term, remaining, ids));
-    const lifetime = AbortSignal.timeout(Math.max(1, Math.min(remaining, this.timing.mutationMaxMs)));
+    // AbortSignal.timeout takes whole milliseconds; round down so the request never outlives the deadline.
+    const lifetime = AbortSignal.timeout(Math.max(1, Math.floor(Math.min(remaining, this.timing.mutationMaxMs))));
     return signal === undefined ? lifetime : AbortSignal.any([signal, lifetime]);
   }
 }
