@@ -220,6 +220,32 @@ describe('failover <unit> accepted', () => {
   });
 });
 
+describe('failover cancel', () => {
+  const request = (over: Partial<ManualRequest> = {}): ManualRequest => ManualRequest.parse({ requestId: 'req-1', unit: UNIT_A, volumeId: VOL_A, toInstanceId: HOST_3, requestedAt: Date.now(), deadline: Date.now() + 60_000, ...over });
+
+  it('withdraws a pending request (exit 0)', async () => {
+    await client.put(ks.request(VOL_A)).value(encodeRecord(request()));
+    const result = await cli(['cancel', UNIT_A]);
+    expect(result.stdout).toContain(`withdrawn: request req-1 to move ${UNIT_A} → ${HOST_3}; nothing changed`);
+    expect(result.code).toBe(0);
+    expect(await client.get(ks.request(VOL_A)).string()).toBeNull();
+  });
+
+  it('refuses when the failover has already started (exit 1, nothing written)', async () => {
+    const journal = FailoverJournal.parse({ volumeId: VOL_A, unit: UNIT_A, kind: 'manual', step: 'releasing', fromInstanceId: HOST_1, toInstanceId: HOST_3, device: null, startedAt: Date.now(), stepStartedAt: Date.now(), requestId: 'req-1' });
+    await client.put(ks.journal(VOL_A)).value(encodeRecord(journal));
+    await expectRefusedWithoutWrites(['cancel', UNIT_A], 1, /refused: the failover of postgres@vol-0aaa12345def67890 has already started \(step releasing\); it cannot be withdrawn/);
+  });
+
+  it('refuses when there is no request, or only a refused one (exit 1, nothing written)', async () => {
+    await expectRefusedWithoutWrites(['cancel', UNIT_A], 1, /refused: no pending request for postgres@vol-0aaa12345def67890 \(nothing to withdraw\)/);
+    await client.put(ks.request(VOL_A)).value(encodeRecord(request({ refusedReason: 'target is draining' })));
+    await expectRefusedWithoutWrites(['cancel', UNIT_A], 1, /no pending request for postgres@vol-0aaa12345def67890: the controller refused request req-1 \(target is draining\)/);
+  });
+
+  it('malformed unit → exit 2', () => expectRefusedWithoutWrites(['cancel', 'postgres@nope'], 2, /bad unit name/));
+});
+
 describe('failover service', () => {
   it('add, list (table and --json), duplicate refused, remove', async () => {
     const add = await cli(['service', 'add', `redis@${VOL_NEW}`, '--mount-unit', 'data-redis.mount', '--mount-point', '/data/redis', '--metadata-key', 'redis', '--label', 'role=cache', '--fs-label', 'redis-data']);
