@@ -68,6 +68,7 @@ function messages(err: unknown): string {
 export function unreachableReason(err: unknown, timeoutMs: number): string | null {
   // Only etcd's own error types: our messages ("timed out waiting for …") must never read as etcd's.
   if (!(err instanceof GRPCGenericError || err instanceof EtcdUnavailableError || err instanceof ClientClosedError)) return null;
+  if (err instanceof ClientClosedError) return 'the client was closed before etcd answered';
   const text = messages(err);
   if (/ECONNREFUSED/.test(text)) return 'connection refused';
   if (/ENOTFOUND|EAI_AGAIN|Name resolution failed/i.test(text)) return 'host name not found';
