@@ -37,6 +37,8 @@ export interface WorldOptions {
   forceDetachAfterMs: number;
   reportTimeoutMs: number;
   latencies: Partial<Latencies>;
+  /** Agent re-verify period (fixture option `verifyEveryMs`, where the fixture has it). */
+  agentVerifyEveryMs?: number;
   /** Where ledgers and device dirs go (a new temp dir by default; removed by stop() only if we made it). */
   dir?: string;
   /** Repository whose fixtures to run (this one by default). */
@@ -128,6 +130,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     const config = {
       etcdEndpoints: etcdProxies.map((p) => p.url), prefix: ks.prefix, instanceId, az: h.az, deviceDir, runDir: join(dir, instanceId, 'run'), ledger,
       leaseTtlMs: opts.leaseTtlMs, fenceMarginMs: opts.fenceMarginMs, services: services.map((s) => ({ unit: s.unit, mountUnit: s.mountUnit })),
+      // Fixture options of newer code (ignored by older fixtures): how often the agent re-verifies what it reported.
+      ...(opts.agentVerifyEveryMs === undefined ? {} : { verifyEveryMs: opts.agentVerifyEveryMs }),
     };
     const spawnAgent = (): FixtureProc => new FixtureProc(instanceId, repo, AGENT_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_AGENT: JSON.stringify(config) });
     const member: Member = {

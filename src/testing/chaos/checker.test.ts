@@ -13,6 +13,7 @@ const H2 = 'i-02bbbbbbbbbbbbbbb';
 const H3 = 'i-03ccccccccccccccc';
 const VOL = 'vol-0123456789abcdef0';
 const UNIT = `db0@${VOL}`;
+const MOUNT = `data-${VOL}.mount`;
 const T0 = 1_700_000_000_000;
 const at = (ms: number): number => T0 + ms;
 
@@ -20,7 +21,7 @@ function base(): HistoryEvent[] {
   return [
     { at: at(0), type: 'world', seed: 7, leaseTtlMs: 2_000, electionTtlMs: 2_000, boundMs: 20_000, thawGraceMs: 1_000, driftGraceMs: 5_000,
       hosts: [{ id: H1, az: 'us-east-1a' }, { id: H2, az: 'us-east-1a' }, { id: H3, az: 'us-east-1b' }], controllers: ['c1', 'c2'],
-      services: [{ unit: UNIT, volumeId: VOL, az: 'us-east-1a', registered: true }] },
+      services: [{ unit: UNIT, volumeId: VOL, az: 'us-east-1a', registered: true, mountUnit: MOUNT }] },
     { at: at(100), type: 'election', key: '/p/election/a', candidate: 'c1', createRevision: '10', present: true },
     { at: at(150), type: 'election', key: '/p/election/b', candidate: 'c2', createRevision: '11', present: true },
     ...[H1, H2, H3].map((host): HistoryEvent => ({ at: at(200), type: 'host', host, up: true })),
@@ -103,6 +104,19 @@ describe('chaos checker', () => {
     ]);
     only(r, 1);
     expect(r.violations[0]?.message).toContain('mounted on');
+  });
+
+  it('1: a volume mounted on two hosts at once, from the agents\' mount ledger', () => {
+    const r = run([...base(),
+      { at: at(1_650), type: 'mount', host: H1, mountUnit: MOUNT, mounted: true },
+      { at: at(7_950), type: 'mount', host: H2, mountUnit: MOUNT, mounted: true },
+      // h1's agent was killed at +5 s: its mount went with it; the new process mounts again by mistake.
+      { at: at(9_700), type: 'mount', host: H1, mountUnit: MOUNT, mounted: true },
+      { at: at(9_900), type: 'mount', host: H1, mountUnit: MOUNT, mounted: false },
+    ]);
+    only(r, 1);
+    expect(r.violations).toHaveLength(1);
+    expect(r.violations[0]?.at).toBe(at(9_700));
   });
 
   it('1: does not count a frozen host, nor one that stops within the thaw grace', () => {

@@ -131,24 +131,23 @@ export class Timeline {
     return this.faultIntervals(host, ['frozen']).map((i) => ({ from: i.from, to: i.to + this.world.thawGraceMs }));
   }
 
-  /** Unit-active intervals per host for one unit, as defined in the header. */
-  unitIntervals(unit: string): Map<string, Interval[]> {
-    const cached = this.unitIntervalsCache.get(unit);
-    if (cached) return cached;
+  /**
+   * On/off changes per host → "on" intervals per host: ended by an off, or by a kill of the host's
+   * agent (the new process starts from nothing), minus frozen windows.
+   */
+  onIntervals(changes: readonly { at: number; host: string; on: boolean }[]): Map<string, Interval[]> {
     const raw = new Map<string, Interval[]>();
     const open = new Map<string, number>();
     const close = (host: string, from: number, to: number): void => push(raw, host, this.cutAtDeath(host, { from, to }));
-    for (const e of this.of('unit')) {
-      if (e.unit !== unit) continue;
+    for (const e of changes) {
       const was = open.get(e.host);
-      // A kill since it started ended it: the new process starts from nothing.
       if (was !== undefined && this.cutAtDeath(e.host, { from: was, to: e.at }).to < e.at) {
         close(e.host, was, e.at);
         open.delete(e.host);
       }
       const from = open.get(e.host);
-      if (e.active && from === undefined) open.set(e.host, e.at);
-      if (!e.active && from !== undefined) {
+      if (e.on && from === undefined) open.set(e.host, e.at);
+      if (!e.on && from !== undefined) {
         close(e.host, from, e.at);
         open.delete(e.host);
       }
@@ -156,6 +155,14 @@ export class Timeline {
     for (const [host, from] of open) close(host, from, this.end + 1);
     const out = new Map<string, Interval[]>();
     for (const [host, list] of raw) out.set(host, subtract(list, this.frozenWindows(host)).filter((i) => i.to > i.from));
+    return out;
+  }
+
+  /** Unit-active intervals per host for one unit, as defined in the header. */
+  unitIntervals(unit: string): Map<string, Interval[]> {
+    const cached = this.unitIntervalsCache.get(unit);
+    if (cached) return cached;
+    const out = this.onIntervals(this.of('unit').filter((e) => e.unit === unit).map((e) => ({ at: e.at, host: e.host, on: e.active })));
     this.unitIntervalsCache.set(unit, out);
     return out;
   }
@@ -279,23 +286,14 @@ export function checkExclusive(tl: Timeline): Violation[] {
       }
     }
   }
-  // Mounts, from the agents' reports: a report's mount state holds until the next report, its key's
-  // deletion, or the host's death; frozen windows do not count.
+  // Mounts, from the agents' ledger where it records them, else from their reports (a report's mount
+  // state holds until the next report, its key's deletion, or the host's death); frozen windows do not count.
+  const ledgerMounts = tl.of('mount');
   for (const s of tl.world.services) {
-    const mounts = new Map<string, Interval[]>();
-    const open = new Map<string, number>();
-    for (const e of tl.of('status')) {
-      if (e.volumeId !== s.volumeId) continue;
-      const from = open.get(e.host);
-      const on = e.present && e.mountActive === true;
-      if (on && from === undefined) open.set(e.host, e.at);
-      if (!on && from !== undefined) {
-        push(mounts, e.host, tl.cutAtDeath(e.host, { from, to: e.at }));
-        open.delete(e.host);
-      }
-    }
-    for (const [h, from] of open) push(mounts, h, tl.cutAtDeath(h, { from, to: tl.end + 1 }));
-    const list = [...mounts].map(([h, is]) => [h, subtract(is, tl.frozenWindows(h)).filter((i) => i.to > i.from)] as const);
+    const changes = ledgerMounts.length > 0
+      ? ledgerMounts.filter((m) => m.mountUnit === s.mountUnit).map((m) => ({ at: m.at, host: m.host, on: m.mounted }))
+      : tl.of('status').filter((e) => e.volumeId === s.volumeId).map((e) => ({ at: e.at, host: e.host, on: e.present && e.mountActive === true }));
+    const list = [...tl.onIntervals(changes)];
     for (const [i, [ha, ia]] of list.entries()) {
       for (const [hb, ib] of list.slice(i + 1)) {
         for (const a of ia) for (const b of ib) {
@@ -561,7 +559,7 @@ export function check(seed: number, events: readonly HistoryEvent[]): CheckResul
   const inv8 = checkDowntime(tl);
   const notCheckable: NotCheckable[] = [...inv3.notCheckable, ...inv4.notCheckable];
   if (tl.of('unit').length === 0) notCheckable.push({ invariant: 1, reason: 'no unit change recorded (no agent ledger)' });
-  if (tl.of('status').length === 0) notCheckable.push({ invariant: 1, reason: 'no agent report recorded: mounts unchecked' });
+  if (tl.of('status').length === 0 && tl.of('mount').length === 0) notCheckable.push({ invariant: 1, reason: 'no mount recorded (ledger or agent reports): mounts unchecked' });
   if (tl.of('journal').length === 0) notCheckable.push({ invariant: 5, reason: 'no journal recorded' });
   const violations = [
     ...checkExclusive(tl), ...checkUnitNeedsAttachment(tl), ...inv3.violations, ...inv4.violations, ...inv5,

@@ -22,7 +22,7 @@ export interface WorldEvent {
   driftGraceMs: number;
   hosts: { id: string; az: string }[];
   controllers: string[];
-  services: { unit: string; volumeId: string; az: string; registered: boolean }[];
+  services: { unit: string; volumeId: string; az: string; registered: boolean; mountUnit?: string }[];
 }
 
 /** What a fault does to its target while injected. */
@@ -72,6 +72,15 @@ export interface UnitEvent {
   host: string;
   unit: string;
   active: boolean;
+}
+
+/** A mount unit's state change on a host, from the agents' ledger (fixtures that record mounts). */
+export interface MountEvent {
+  at: number;
+  type: 'mount';
+  host: string;
+  mountUnit: string;
+  mounted: boolean;
 }
 
 export interface FenceEvent {
@@ -181,6 +190,7 @@ export type HistoryEvent =
   | Ec2RequestEvent
   | Ec2ChangeEvent
   | UnitEvent
+  | MountEvent
   | FenceEvent
   | JournalEvent
   | PlacementEvent

@@ -88,6 +88,7 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       latencies: { attachMs: AWS_ATTACH_MS * config.ec2TimeScale, detachMs: AWS_DETACH_MS * config.ec2TimeScale },
       repo: config.repo,
       logLevel: process.env.CHAOS_LOG_LEVEL ?? 'warn',
+      agentVerifyEveryMs: config.leaseTtlMs,
       onEc2Request: (controller, req) => {
         const p = new URLSearchParams(req.body);
         const action = p.get('Action') ?? '';
@@ -101,7 +102,7 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       at: Date.now(), type: 'world', seed, leaseTtlMs: config.leaseTtlMs, electionTtlMs: config.electionTtlMs, boundMs,
       thawGraceMs: config.leaseTtlMs, driftGraceMs: 2 * config.leaseTtlMs + 2_000,
       hosts: w.agents.map((a) => ({ id: a.id, az: a.az ?? '' })), controllers: w.controllers.map((c) => c.id),
-      services: w.services.map((s) => ({ unit: s.unit, volumeId: s.volumeId, az: s.az, registered: s.index < schedule.world.registered })),
+      services: w.services.map((s) => ({ unit: s.unit, volumeId: s.volumeId, az: s.az, registered: s.index < schedule.world.registered, mountUnit: s.mountUnit })),
     });
     recorder = new EtcdRecorder(w.client, w.ks, record);
     await recorder.start();
@@ -127,8 +128,9 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
     if (world) {
       for (const line of readFileSync(world.ledger, 'utf8').split('\n')) {
         if (line.trim() === '') continue;
-        const l = JSON.parse(line) as { at: number; instanceId: string; unit?: string; active?: boolean; fence?: boolean; volumeIds?: string[] };
+        const l = JSON.parse(line) as { at: number; instanceId: string; unit?: string; active?: boolean; fence?: boolean; volumeIds?: string[]; mountUnit?: string; mounted?: boolean };
         if (l.unit !== undefined) record({ at: l.at, type: 'unit', host: l.instanceId, unit: l.unit, active: l.active === true });
+        else if (l.mountUnit !== undefined) record({ at: l.at, type: 'mount', host: l.instanceId, mountUnit: l.mountUnit, mounted: l.mounted === true });
         else if (l.fence) record({ at: l.at, type: 'fence', host: l.instanceId, volumeIds: l.volumeIds ?? [] });
       }
       for (const h of world.ec2.sim.history) {
