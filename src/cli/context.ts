@@ -19,7 +19,7 @@ export function addGlobalOptions(cmd: Command): Command {
     .option('--prefix <prefix>', 'etcd key prefix (default /ebs-failover/)')
     .option('--aws-endpoint <url>', 'EC2 endpoint (tests and demo)')
     .option('--aws-region <region>', 'AWS region')
-    .addOption(new Option('--etcd-timeout <seconds>', 'give up on an etcd call that has not answered after this long (default 5)').env('EBS_FAILOVER_ETCD_TIMEOUT'));
+    .addOption(new Option('--etcd-timeout <seconds>', 'seconds to wait for an etcd answer before giving up, default 5 (one-shot commands; not the daemons)').env('EBS_FAILOVER_ETCD_TIMEOUT'));
 }
 
 /** Flags → the nested partial config `loadConfig` merges last. */

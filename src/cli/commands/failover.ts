@@ -73,8 +73,7 @@ export async function requestFailover(session: Session, unit: string, opts: Fail
     const request: ManualRequest = { requestId: randomUUID(), unit, volumeId, toInstanceId, force: opts.force ?? false, requestedAt, refusedReason: null, deadline: requestedAt + timeoutMs };
     if (interrupt.signal.aborted) throw new OperationFailedError(`interrupted (${String(interrupt.signal.reason)}) before the request was written; nothing changed`, { unit, volumeId });
     // Written only if nothing we checked has changed since the read: no pending request (or the same
-    // refused one we may replace), same journal and
-    // service, and the target still holds its lease.
+    // refused one we may replace), same journal and service, and the target still holds its lease.
     let txn = etcd
       .if(ks.request(volumeId), 'Mod', '==', state.requests.get(volumeId)?.modRevision ?? '0')
       .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
@@ -104,8 +103,8 @@ async function giveUp(session: Session, request: ManualRequest, why: GiveUp): Pr
   try {
     outcome = await withdrawRequest(session.etcd, session.ks, volumeId, request.requestId);
   } catch (err) {
-    const reason = err instanceof EtcdUnreachableError ? err.message : (err as Error).message;
-    throw new OperationFailedError(`${head}; could not withdraw the request (${reason}): the controller drops it at ${clock(request.deadline ?? 0)} unless it has started it`, { unit, volumeId });
+    // The deadline still holds: a controller that sees the request later drops it instead of starting it.
+    throw new OperationFailedError(`${head}; could not withdraw the request (${(err as Error).message}): the controller drops it at ${clock(request.deadline ?? 0)} unless it has started it`, { unit, volumeId });
   }
   switch (outcome.kind) {
     case 'withdrawn':
