@@ -165,21 +165,23 @@ describe('controller under faults nobody scripted (issue 9)', () => {
       const detachedAt = Date.now();
       world.ec2.sim.detachVolume({ volumeId: service.volumeId, instanceId: first, force: true });
 
-      await until(async () => {
-        const j = await s.journal(service.volumeId);
-        return j?.cause === 'reacquire' && j.step === 'done';
-      }, WAIT_MS, 're-acquire journal done');
-      const journal = await s.journal(service.volumeId);
-      const placement = await s.placement(service.volumeId);
-      const holder = placement?.instanceId as string;
-      expect(journal).toMatchObject({ kind: 'auto', cause: 'reacquire', step: 'done', toInstanceId: holder });
-      expect(placement?.generation).toBeGreaterThan(before?.generation ?? Infinity);
-      // The holder was live and eligible: it gets its volume back.
+      // The unit really runs again: started on a host after EC2 showed the volume attached to that host again.
+      let holder = '';
+      await until(() => {
+        const reattached = world.ec2.sim.history.filter((e) => e.volumeId === service.volumeId && e.state === 'attached' && e.at > detachedAt);
+        return readLedger(s.ledger).some((e) => {
+          const ok = e.unit === service.unit && e.active === true && reattached.some((a) => a.instanceId === e.instanceId && e.at >= a.at);
+          if (ok) holder = e.instanceId;
+          return ok;
+        });
+      }, WAIT_MS, 'unit started again after a re-attach');
+      // The holder was live and eligible: it gets its volume back, under a new generation.
       expect(holder).toBe(first);
-
-      // The unit really runs again: started on the holder after EC2 showed the volume attached to it again.
-      const reattachedAt = world.ec2.sim.history.filter((e) => e.volumeId === service.volumeId && e.instanceId === holder && e.state === 'attached' && e.at > detachedAt).at(0)?.at ?? Infinity;
-      await until(() => readLedger(s.ledger).some((e) => e.instanceId === holder && e.unit === service.unit && e.active === true && e.at >= reattachedAt), WAIT_MS, 'unit started again after the re-attach');
+      await until(async () => (await s.journal(service.volumeId))?.step === 'done', WAIT_MS, 're-acquire journal done');
+      expect(await s.journal(service.volumeId)).toMatchObject({ kind: 'auto', cause: 'reacquire', step: 'done', toInstanceId: holder });
+      const placement = await s.placement(service.volumeId);
+      expect(placement?.instanceId).toBe(holder);
+      expect(placement?.generation).toBeGreaterThan(before?.generation ?? Infinity);
 
       // `active` only while the unit runs on the reporting host (100 ms: the ledger samples every 20 ms).
       const intervals = activeIntervals(readLedger(s.ledger), service.unit, new Map());
