@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Ec2Port, SnapshotInfo } from '../ec2/types.js';
+import { lockGuard } from './guard.js';
 import { retentionPolicy } from './retention.js';
 import { runSnapshots, type LockVolume } from './run.js';
 import { snapshotTags, TAG_VOLUME } from './tags.js';
@@ -10,9 +11,11 @@ const DAY_MS = 86_400_000;
 const NOW = Date.UTC(2026, 0, 10, 2);
 
 /** Snapshot half of an Ec2Port kept in a Map; the rest is never called by runSnapshots. */
-function fakeEc2(initial: SnapshotInfo[]): { ec2: Ec2Port; snapshots: Map<string, SnapshotInfo>; deleted: string[] } {
+function fakeEc2(initial: SnapshotInfo[]): { ec2: Ec2Port; snapshots: Map<string, SnapshotInfo>; deleted: string[]; guards: (string | undefined)[] } {
   const snapshots = new Map(initial.map((s) => [s.snapshotId, s]));
   const deleted: string[] = [];
+  /** `<caller>/<term>` of the guard each mutating call came with. */
+  const guards: (string | undefined)[] = [];
   let next = 1;
   const unused = (): never => {
     throw new Error('not used by snapshots');
@@ -21,17 +24,19 @@ function fakeEc2(initial: SnapshotInfo[]): { ec2: Ec2Port; snapshots: Map<string
     describeVolumes: unused, describeInstances: unused, findInstances: unused, attachVolume: unused, detachVolume: unused,
     waitAttached: unused, waitAvailable: unused, detachAndWait: unused, stopInstance: unused, tagResources: unused, untagResources: unused,
     listSnapshots: async ({ volumeIds }) => [...snapshots.values()].filter((s) => !volumeIds || volumeIds.includes(s.volumeId)),
-    createSnapshot: async (volumeId, description, tags) => {
+    createSnapshot: async (volumeId, description, tags, o) => {
+      guards.push(o?.guard && `${o.guard.caller}/${o.guard.term}`);
       const s: SnapshotInfo = { snapshotId: `snap-0000${String(next++).padStart(4, '0')}`, volumeId, state: 'pending', startTime: NOW, progress: '0%', description, tags };
       snapshots.set(s.snapshotId, s);
       return s;
     },
-    deleteSnapshot: async (snapshotId) => {
+    deleteSnapshot: async (snapshotId, o) => {
+      guards.push(o?.guard && `${o.guard.caller}/${o.guard.term}`);
       deleted.push(snapshotId);
       snapshots.delete(snapshotId);
     },
   };
-  return { ec2, snapshots, deleted };
+  return { ec2, snapshots, deleted, guards };
 }
 
 function nightly(daysAgo: number, extra: Partial<SnapshotInfo> = {}): SnapshotInfo {
@@ -42,6 +47,15 @@ function nightly(daysAgo: number, extra: Partial<SnapshotInfo> = {}): SnapshotIn
 const freeLock: LockVolume = async () => ({ release: async () => undefined });
 
 describe('runSnapshots', () => {
+  it('sends CreateSnapshot and DeleteSnapshot through the EC2 gate with the volume lock as the guard', async () => {
+    const fake = fakeEc2([nightly(1), nightly(2)]);
+    const lock = { owner: 'snapshot:7', token: '99', assertHeld: () => undefined, leaseRemainingMs: () => 10_000 };
+    const locked: LockVolume = async () => ({ release: async () => undefined, guard: lockGuard(lock) });
+    await runSnapshots({ ec2: fake.ec2, targets: [{ unit: UNIT, volumeId: VOL }], policy: retentionPolicy({ keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }), lockVolume: locked, dryRun: false, now: () => NOW });
+    expect(fake.deleted).toEqual([nightly(2).snapshotId]);
+    expect(fake.guards).toEqual(['snapshot:7/99', 'snapshot:7/99']);
+  });
+
   it('creates a tagged snapshot and prunes by retention', async () => {
     const fake = fakeEc2(Array.from({ length: 30 }, (_v, i) => nightly(i + 1)));
     const [result] = await runSnapshots({ ec2: fake.ec2, targets: [{ unit: UNIT, volumeId: VOL }], policy: retentionPolicy({ keepDaily: 3, keepWeekly: 0, keepMonthly: 0 }), lockVolume: freeLock, dryRun: false, now: () => NOW });
