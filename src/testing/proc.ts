@@ -16,6 +16,8 @@ export class FixtureProc {
   exitCode: number | null = null;
   /** True between SIGSTOP and SIGCONT. */
   frozen = false;
+  /** When this process was spawned: a host's ledger lines from before are an earlier process's. */
+  readonly startedAt = Date.now();
   private readonly exitPromise: Promise<number | null>;
   private readonly child: ChildProcess;
 

@@ -152,13 +152,14 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
   return { seed, result, historyPath, wallMs: Date.now() - started, faultsByKind: countKinds(schedule.steps), skipped, error };
 }
 
-/** Unit-active state per host from the ledger (latest line per host and unit). */
+/** Unit-active state per host from the ledger: the latest line of each host's current process. */
 function ledgerState(w: World): Map<string, Map<string, boolean>> {
   const state = new Map<string, Map<string, boolean>>();
+  const since = new Map(w.agents.map((a) => [a.id, a.proc.startedAt]));
   for (const line of readFileSync(w.ledger, 'utf8').split('\n')) {
     if (line.trim() === '') continue;
-    const l = JSON.parse(line) as { instanceId: string; unit?: string; active?: boolean };
-    if (l.unit === undefined) continue;
+    const l = JSON.parse(line) as { at: number; instanceId: string; unit?: string; active?: boolean };
+    if (l.unit === undefined || l.at < (since.get(l.instanceId) ?? 0)) continue;
     const m = state.get(l.unit) ?? new Map<string, boolean>();
     m.set(l.instanceId, l.active === true);
     state.set(l.unit, m);
