@@ -136,7 +136,7 @@ export function generateSchedule(seed: number, opts: ScheduleOptions): Schedule 
     const w = windows.find((x) => x.from > t);
     // Keep ordinary faults from reaching into an exclusive window.
     if (w === undefined || t + faultSpan(fault) < w.from) steps.push({ atMs: t, fault });
-    t += draw.int(Math.floor(ttl / 2), 3 * ttl);
+    t += draw.int(Math.floor(ttl / 2), 2 * ttl);
   }
   steps.sort((a, b) => a.atMs - b.atMs);
   return { seed, world, durationMs: end, steps };
