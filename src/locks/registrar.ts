@@ -167,7 +167,8 @@ export class HostRegistrar extends EventEmitter<Events> {
     this.disarmFence();
     const leaseId = this.currentLease;
     if (opts.revoke && leaseId !== null) {
-      await etcdCall(this.opts.client, 'revoke host lease', () => this.opts.client.leaseClient.leaseRevoke({ ID: leaseId }));
+      // Member by member, each bounded: a shutdown must not hang on a member that swallows requests.
+      await this.onAnyMember('revoke host lease', (member, deadline) => member.client.leaseClient.leaseRevoke({ ID: leaseId }, { deadline }));
       this.currentLease = null;
     }
   }
