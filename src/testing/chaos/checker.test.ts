@@ -158,6 +158,14 @@ describe('chaos checker', () => {
     expect(r.violations[0]?.message).toContain('(term 9)');
   });
 
+  it('3: checks the endpoint\'s request log (caller and term from the mutation gate)', () => {
+    const ok = run([...base(), { at: at(7_100), type: 'ec2-sim-request', action: 'DetachVolume', volumeId: VOL, instanceId: H1, force: true, caller: 'c1', term: '10', outcome: 'ok' }]);
+    expect(ok.violations).toEqual([]);
+    const stale = run([...base(), { at: at(12_000), type: 'ec2-sim-request', action: 'DetachVolume', volumeId: VOL, instanceId: H2, force: true, caller: 'c2', term: '11', outcome: 'ok' }]);
+    only(stale, 3);
+    expect(stale.violations[0]?.message).toMatch(/DetachVolume\(force\).*endpoint log.*by c2 \(term 11\).*leader was c1 \(term 10\)/);
+  });
+
   it('3: not checkable without the callers of EC2 requests or without the election', () => {
     const r = run(without(base(), (e) => e.type === 'ec2-request'));
     expect(r.notCheckable).toEqual([{ invariant: 3, reason: expect.stringContaining('no EC2 request recorded') }]);

@@ -12,7 +12,7 @@
  * - EC2 shows a volume attached to an instance while its attachment is `attached` or `busy`.
  */
 import type {
-  Ec2ChangeEvent, Ec2RequestEvent, ElectionEvent, FaultEvent, HistoryEvent, JournalEvent, OperatorEvent, PhaseEvent, RequestEvent, UnitEvent, WorldEvent,
+  Ec2ChangeEvent, Ec2RequestEvent, Ec2SimRequestEvent, ElectionEvent, FaultEvent, HistoryEvent, JournalEvent, OperatorEvent, PhaseEvent, RequestEvent, UnitEvent, WorldEvent,
 } from './history.js';
 
 export const INVARIANTS = {
@@ -352,11 +352,13 @@ export function checkLeaderOnlyMutations(tl: Timeline): { violations: Violation[
   const requests = tl.of('ec2-request').filter((r) => MUTATING_ACTIONS.has(r.action));
   const elections = tl.of('election');
   const changesWithTerm = tl.of('ec2-change').filter((c) => c.caller !== undefined && c.term !== undefined);
-  if (tl.of('ec2-request').length === 0 && changesWithTerm.length === 0) return { violations: [], notCheckable: [{ invariant: 3, reason: 'no EC2 request recorded with its caller (no controller proxy, no caller/term in the simulator history)' }] };
+  // The endpoint's own log: requests the gate tagged with a controller's term (the snapshot job's carry none).
+  const simRequests = tl.of('ec2-sim-request').filter((r) => MUTATING_ACTIONS.has(r.action) && r.caller !== null && r.term !== null && tl.world.controllers.includes(r.caller));
+  if (tl.of('ec2-request').length === 0 && changesWithTerm.length === 0 && simRequests.length === 0) return { violations: [], notCheckable: [{ invariant: 3, reason: 'no EC2 request recorded with its caller (no controller proxy, no caller/term in the simulator history)' }] };
   if (elections.length === 0) return { violations: [], notCheckable: [{ invariant: 3, reason: 'no election key recorded: the leader at each moment is unknown' }] };
   const leaders = leaderTimeline(elections);
   const out: Violation[] = [];
-  const checkOne = (e: Ec2RequestEvent | Ec2ChangeEvent, caller: string, term: string | undefined, what: string): void => {
+  const checkOne = (e: Ec2RequestEvent | Ec2ChangeEvent | Ec2SimRequestEvent, caller: string, term: string | undefined, what: string): void => {
     // Led at t, or became leader within the watch lag after t.
     const candidates = [leaderAt(leaders, e.at), ...leaders.filter((x) => x.at > e.at && x.at <= e.at + ELECTION_WATCH_LAG_MS)];
     const ok = candidates.some((x) => x.leader === caller && (term === undefined || x.term === term));
@@ -365,6 +367,7 @@ export function checkLeaderOnlyMutations(tl: Timeline): { violations: Violation[
     out.push(mk(tl, 3, e.at, `${what} by ${caller}${term === undefined ? '' : ` (term ${term})`} reached EC2 at ${iso(e.at)} while the leader was ${cur.leader ?? 'nobody'}${cur.term === null ? '' : ` (term ${cur.term})`}`, { from: e.at, to: e.at }, [caller, ...('volumeId' in e && e.volumeId ? [e.volumeId] : [])]));
   };
   for (const r of requests) checkOne(r, r.caller, undefined, `${r.action}${r.force ? '(force)' : ''} ${r.volumeId ?? ''} ${r.instanceId ?? ''}`.trim());
+  for (const q of simRequests) checkOne(q, q.caller as string, q.term as string, `${q.action}${q.force ? '(force)' : ''} ${q.volumeId ?? ''} ${q.instanceId ?? ''} (endpoint log, ${q.outcome})`.replace(/ +/g, ' '));
   for (const c of changesWithTerm) checkOne(c, c.caller as string, String(c.term), `attachment change ${c.volumeId} ${c.instanceId} → ${c.state}`);
   return { violations: out, notCheckable: [] };
 }

@@ -66,6 +66,19 @@ export interface Ec2ChangeEvent {
   term?: string | number;
 }
 
+/** A mutating request as the EC2 endpoint logged it (newer simulators): caller and term from the gate's headers. */
+export interface Ec2SimRequestEvent {
+  at: number;
+  type: 'ec2-sim-request';
+  action: string;
+  volumeId: string | null;
+  instanceId: string | null;
+  force: boolean;
+  caller: string | null;
+  term: string | null;
+  outcome: string;
+}
+
 export interface UnitEvent {
   at: number;
   type: 'unit';
@@ -189,6 +202,7 @@ export type HistoryEvent =
   | FaultEvent
   | Ec2RequestEvent
   | Ec2ChangeEvent
+  | Ec2SimRequestEvent
   | UnitEvent
   | MountEvent
   | FenceEvent

@@ -133,6 +133,12 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
         else if (l.mountUnit !== undefined) record({ at: l.at, type: 'mount', host: l.instanceId, mountUnit: l.mountUnit, mounted: l.mounted === true });
         else if (l.fence) record({ at: l.at, type: 'fence', host: l.instanceId, volumeIds: l.volumeIds ?? [] });
       }
+      // Newer endpoints log every mutating request with the caller and term the mutation gate sent.
+      const simRequests = (world.ec2.sim as unknown as { requests?: Record<string, unknown>[] }).requests ?? [];
+      for (const q of simRequests) {
+        const s = (k: string): string | null => (typeof q[k] === 'string' ? (q[k] as string) : null);
+        record({ at: Number(q.at), type: 'ec2-sim-request', action: s('action') ?? '', volumeId: s('volumeId'), instanceId: s('instanceId'), force: q.force === true, caller: s('caller'), term: s('term'), outcome: s('outcome') ?? '' });
+      }
       for (const h of world.ec2.sim.history) {
         // Extra fields (e.g. the caller and term of the request, when the simulator records them) are kept.
         const { at, ...rest } = h as typeof h & Record<string, unknown>;
