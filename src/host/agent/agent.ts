@@ -12,7 +12,7 @@ import type { SystemdPort } from '../systemd/port.js';
 import { fenceAll } from './fence.js';
 import { hostVolumes } from './host-volumes.js';
 import { DEFAULT_TIMEOUTS, type Agent, type AgentOptions, type AgentTimeouts, type FenceRecord } from './options.js';
-import { decideFence, probePeers, probeTimeoutMs, servePeerEndpoint, type EtcdHealth, type FenceDecision, type Peer, type PeerServer, type ProbeResult } from './peers.js';
+import { FRESH_FENCE_MEMORY, decideFence, probePeers, probeTimeoutMs, servePeerEndpoint, type EtcdHealth, type FenceMemory, type Peer, type PeerServer, type ProbeResult } from './peers.js';
 import type { VolumeOps } from './ports.js';
 import { Reconciler } from './reconciler.js';
 import { Reporter } from './reporter.js';
@@ -84,7 +84,7 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   const peerServer = opts.peerListen === undefined ? null : await servePeers(opts.peerListen, opts.instanceId, opts.privateIp, () => health, log);
   // hosts/ as last seen: while etcd is unreachable this is who to ask (the mirror keeps its contents).
   const hosts = new PrefixMirror(opts.etcd, ks.hostsPrefix(), log);
-  const confirmFence = peerFenceCheck(opts.instanceId, opts.fenceMarginMs, () => knownPeers(ks, hosts, opts.instanceId, log), log);
+  const confirmFence = peerFenceCheck(opts.instanceId, opts.leaseTtlMs, opts.fenceMarginMs, () => knownPeers(ks, hosts, opts.instanceId, log), () => health, log);
 
   const registrar = new HostRegistrar({
     client: opts.etcd,
@@ -307,19 +307,35 @@ function knownPeers(ks: Keyspace, hosts: PrefixMirror, self: string, log: Logger
  * every second or so while it answers false). See peers.ts for the rule. Logs each decision with its
  * evidence (warn when it changes, debug when it repeats).
  */
-function peerFenceCheck(self: string, fenceMarginMs: number, peers: () => Peer[], log: Logger): () => Promise<boolean> {
+function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number, peers: () => Peer[], health: () => EtcdHealth | null, log: Logger): () => Promise<boolean> {
   const timeoutMs = probeTimeoutMs(fenceMarginMs);
-  let last: FenceDecision | null = null;
+  // etcd counts whole seconds, and so does the registrar.
+  const ttlMs = Math.max(1, Math.ceil(leaseTtlMs / 1000)) * 1000;
+  const renewEveryMs = ttlMs / 3;
+  // The registrar's worst time to get through once etcd answers again: its longest retry interval
+  // (TTL/3) plus one attempt (at most TTL/3).
+  const recoveryGraceMs = (2 * ttlMs) / 3;
+  let memory: FenceMemory = FRESH_FENCE_MEMORY;
+  let lastSelfAgoMs = Infinity;
+  let lastReason = '';
   return async () => {
     const started = performance.now();
+    const selfRenewalAgoMs = health()?.lastRenewalAgoMs() ?? Infinity;
+    // A renewal succeeded since the last question: a new episode.
+    if (selfRenewalAgoMs < lastSelfAgoMs) memory = FRESH_FENCE_MEMORY;
+    lastSelfAgoMs = selfRenewalAgoMs;
     const results = await probePeers(peers(), timeoutMs);
-    const decision = decideFence(results);
-    const evidence = { peers: results.map(evidenceOf), probeMs: Math.round(performance.now() - started), timeoutMs };
-    const changed = last === null || last.fence !== decision.fence || last.reason !== decision.reason;
-    last = decision;
-    const line = { instanceId: self, fence: decision.fence, reason: decision.reason, ...evidence };
-    if (changed) log.warn(line, decision.fence ? 'etcd unreachable: peers confirm the fence' : 'etcd unreachable: fence deferred after asking peers');
+    const decision = decideFence(results, { now: performance.now(), selfRenewalAgoMs, renewEveryMs, recoveryGraceMs }, memory);
+    memory = decision.memory;
+    const line = {
+      instanceId: self, fence: decision.fence, reason: decision.reason, selfRenewalAgoMs: Math.round(selfRenewalAgoMs),
+      peers: results.map(evidenceOf), probeMs: Math.round(performance.now() - started), timeoutMs,
+    };
+    // The reason carries changing numbers; compare its first words to log a change once.
+    const gist = `${decision.fence}:${decision.reason.split(':')[0]?.replace(/\d+/g, '#')}`;
+    if (gist !== lastReason) log.warn(line, decision.fence ? 'etcd unreachable: peers confirm the fence' : 'etcd unreachable: fence deferred after asking peers');
     else log.debug(line, 'fence check repeated');
+    lastReason = gist;
     return decision.fence;
   };
 }

@@ -6,21 +6,58 @@ import { advertisedEndpoint, decideFence, parseListen, probePeer, probeTimeoutMs
 
 const A = { instanceId: 'i-0aaaaaaaaaaaaaaa1', endpoint: '10.0.1.11:9643' };
 const B = { instanceId: 'i-0bbbbbbbbbbbbbbb2', endpoint: '10.0.1.12:9643' };
-const reaches = (peer: typeof A): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: true, lastRenewalAgoMs: 900 } });
+/** This host last renewed 2 500 ms ago; renewals every 1 333 ms: a peer renewal younger than 1 167 ms proves etcd answers. */
+const CTX = { now: 100_000, selfRenewalAgoMs: 2_500, renewEveryMs: 1_333, recoveryGraceMs: 2_667 };
+const fresh = { outageForAll: false, peersBackSince: null };
+const afterOutage = { outageForAll: true, peersBackSince: null };
+const reaches = (peer: typeof A, ago = 300): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: true, lastRenewalAgoMs: ago } });
 const cutOff = (peer: typeof A): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: false, lastRenewalAgoMs: 12_000 } });
 const silent = (peer: typeof A): ProbeResult => ({ peer, error: 'TimeoutError: The operation was aborted due to timeout' });
+const KEEP = 'keeping units running (EC2 single attachment keeps each disk exclusive)';
 
 describe('decideFence', () => {
   it.each<[string, ProbeResult[], boolean, string]>([
-    ['no peer known', [], false, 'no peer known: an etcd outage cannot be told from being cut off alone; keeping units running (EC2 single attachment keeps each disk exclusive)'],
-    ['a peer reaches etcd', [cutOff(A), reaches(B)], true, `${B.instanceId} reaches etcd: this host is cut off alone`],
-    ['a peer reaches etcd, the other is silent', [silent(A), reaches(B)], true, `${B.instanceId} reaches etcd: this host is cut off alone`],
-    ['both reach etcd', [reaches(A), reaches(B)], true, `${A.instanceId}, ${B.instanceId} reach etcd: this host is cut off alone`],
+    ['no peer known', [], false, `no peer known: an etcd outage cannot be told from being cut off alone; ${KEEP}`],
+    ['a peer renewed after this host began failing', [cutOff(A), reaches(B)], true, `${B.instanceId} renewed after this host's renewals began failing (2500 ms ago): this host is cut off alone`],
+    ['one proves it, the other is silent', [silent(A), reaches(B)], true, `${B.instanceId} renewed after this host's renewals began failing (2500 ms ago): this host is cut off alone`],
+    ['both prove it', [reaches(A), reaches(B, 1_000)], true, `${A.instanceId}, ${B.instanceId} renewed after this host's renewals began failing (2500 ms ago): this host is cut off alone`],
     ['nobody answers', [silent(A), silent(B)], true, 'none of 2 known peer(s) answered: this host is cut off from everyone'],
-    ['all answer, none reaches etcd', [cutOff(A), cutOff(B)], false, '2 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; keeping units running (EC2 single attachment keeps each disk exclusive)'],
-    ['one answers without etcd, one is silent', [cutOff(A), silent(B)], false, '1 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; keeping units running (EC2 single attachment keeps each disk exclusive)'],
+    ['all answer, none reaches etcd', [cutOff(A), cutOff(B)], false, `2 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; ${KEEP}`],
+    ['one answers without etcd, one is silent', [cutOff(A), silent(B)], false, `1 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; ${KEEP}`],
+    [
+      // Start of an outage: B renewed just before etcd went away and has not noticed yet.
+      'a stale claim (renewed before this host began failing) is no proof',
+      [cutOff(A), reaches(B, 1_200)], false, `${B.instanceId} last renewed before this host's renewals began failing: no proof etcd answers anyone; asking again`,
+    ],
   ])('%s', (_name, results, fence, reason) => {
-    expect(decideFence(results)).toEqual({ fence, reason });
+    expect(decideFence(results, CTX, fresh)).toMatchObject({ fence, reason });
+  });
+
+  it('remembers an outage for everyone', () => {
+    expect(decideFence([cutOff(A), cutOff(B)], CTX, fresh).memory).toEqual(afterOutage);
+  });
+
+  it('after an outage for everyone, own renewals get a grace once peers reach etcd again, then it fences', () => {
+    const back = decideFence([reaches(A), cutOff(B)], { ...CTX, selfRenewalAgoMs: 31_000 }, afterOutage);
+    expect(back).toEqual({
+      fence: false,
+      reason: `etcd is back for ${A.instanceId} after an outage for everyone; own renewals get 2667 ms more before this host counts as cut off alone`,
+      memory: { outageForAll: true, peersBackSince: CTX.now },
+    });
+    const later = decideFence([reaches(A), reaches(B)], { ...CTX, now: CTX.now + 1_000, selfRenewalAgoMs: 32_000 }, back.memory);
+    expect(later).toMatchObject({ fence: false, memory: { peersBackSince: CTX.now } });
+    const end = decideFence([reaches(A), reaches(B)], { ...CTX, now: CTX.now + 2_700, selfRenewalAgoMs: 33_700 }, later.memory);
+    expect(end).toEqual({
+      fence: true,
+      reason: `etcd is back for ${A.instanceId}, ${B.instanceId} for 2700 ms and still not for this host: cut off alone`,
+      memory: { outageForAll: true, peersBackSince: CTX.now },
+    });
+  });
+
+  it('a grace interrupted by peers failing again starts afresh', () => {
+    const back = decideFence([reaches(A)], { ...CTX, selfRenewalAgoMs: 31_000 }, afterOutage);
+    const again = decideFence([cutOff(A)], { ...CTX, now: CTX.now + 2_000 }, back.memory);
+    expect(again.memory).toEqual(afterOutage);
   });
 });
 

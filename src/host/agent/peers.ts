@@ -7,12 +7,22 @@ import type { Logger } from '../../log/logger.js';
  * The peer check behind the self-fence (Patroni's failsafe mode, adapted): when this host's lease
  * renewals have failed up to the fence deadline, it asks the other agents whether THEY reach etcd.
  *
- * - A peer reaches etcd → this host is cut off alone → fence (the controller will move its volumes).
+ * - A peer renewed its lease after this host's renewals began failing → this host is cut off alone →
+ *   fence (the controller will move its volumes once the lease expires).
  * - Peers are known but none answers → this host is cut off from everyone → fence.
  * - Some answer and none reaches etcd → etcd is down for everyone → keep running: nothing can move a
  *   volume without etcd (the controller needs it too), and EC2's single attachment keeps each disk
  *   exclusive anyway (an auto failover always detaches before it attaches).
  * - No peer known → cannot tell the two apart → keep running, for the same reason.
+ *
+ * Two races at the edges of an outage are handled here:
+ * - Start: a peer that renewed just before etcd went away still says `reachesEtcd` until its next
+ *   renewal fails. Only a renewal SENT after this host's first failing one proves etcd answers others:
+ *   `peer.lastRenewalAgoMs + renewEveryMs < selfRenewalAgoMs`. A stale claim is asked about again.
+ * - End: after an outage for everyone, peers get through a moment before this host's next retry. Once
+ *   a peer reaches etcd again, this host's renewals get `recoveryGraceMs` (its retry back-off plus one
+ *   attempt) to succeed before it counts as cut off alone. That is shorter than the grace a controller
+ *   grants every host after an election or an etcd recovery (TTL × 4/3), so the fence still comes first.
  *
  * Each agent serves `GET /v1/etcd` → `{ instanceId, reachesEtcd, lastRenewalAgoMs }` from its
  * registrar; its host record's `peerEndpoint` names where.
@@ -41,27 +51,73 @@ export interface Peer {
 
 export type ProbeResult = { peer: Peer; answer: PeerAnswer } | { peer: Peer; error: string };
 
+export interface FenceContext {
+  /** Monotonic now (ms). */
+  now: number;
+  /** ms since this host's last confirmed renewal was sent. */
+  selfRenewalAgoMs: number;
+  /** The renewal period (TTL/3): this host's first failing renewal was sent this long after its last good one. */
+  renewEveryMs: number;
+  /** After an outage for everyone: how long own renewals may lag behind a peer's before this host fences. */
+  recoveryGraceMs: number;
+}
+
+/** What the check remembers within one episode of failing renewals (fresh after each good renewal). */
+export interface FenceMemory {
+  /** Peers said etcd was down for everyone during this episode. */
+  outageForAll: boolean;
+  /** Since when (monotonic ms) a peer reaches etcd again after such an outage, or null. */
+  peersBackSince: number | null;
+}
+
+export const FRESH_FENCE_MEMORY: FenceMemory = { outageForAll: false, peersBackSince: null };
+
 export interface FenceDecision {
   fence: boolean;
   reason: string;
+  memory: FenceMemory;
 }
 
-/** Pure: fence or not, from the probes of every known peer (self excluded). */
-export function decideFence(results: readonly ProbeResult[]): FenceDecision {
+const KEEP_RUNNING = 'keeping units running (EC2 single attachment keeps each disk exclusive)';
+
+/** Pure: fence or not, from the probes of every known peer (self excluded). See the module comment. */
+export function decideFence(results: readonly ProbeResult[], ctx: FenceContext, memory: FenceMemory): FenceDecision {
   if (results.length === 0) {
-    return { fence: false, reason: 'no peer known: an etcd outage cannot be told from being cut off alone; keeping units running (EC2 single attachment keeps each disk exclusive)' };
+    return { fence: false, reason: `no peer known: an etcd outage cannot be told from being cut off alone; ${KEEP_RUNNING}`, memory };
   }
   const answered = results.filter((r): r is Extract<ProbeResult, { answer: PeerAnswer }> => 'answer' in r);
-  const reaching = answered.filter((r) => r.answer.reachesEtcd);
-  if (reaching.length > 0) {
-    return { fence: true, reason: `${reaching.map((r) => r.peer.instanceId).join(', ')} reach${reaching.length === 1 ? 'es' : ''} etcd: this host is cut off alone` };
-  }
   if (answered.length === 0) {
-    return { fence: true, reason: `none of ${results.length} known peer(s) answered: this host is cut off from everyone` };
+    return { fence: true, reason: `none of ${results.length} known peer(s) answered: this host is cut off from everyone`, memory };
+  }
+  const claiming = answered.filter((r) => r.answer.reachesEtcd);
+  const proving = claiming.filter((r) => r.answer.lastRenewalAgoMs + ctx.renewEveryMs < ctx.selfRenewalAgoMs);
+  const names = (rs: readonly { peer: Peer }[]): string => rs.map((r) => r.peer.instanceId).join(', ');
+  if (proving.length > 0) {
+    if (!memory.outageForAll) {
+      return { fence: true, reason: `${names(proving)} renewed after this host's renewals began failing (${Math.round(ctx.selfRenewalAgoMs)} ms ago): this host is cut off alone`, memory };
+    }
+    const since = memory.peersBackSince ?? ctx.now;
+    const waited = ctx.now - since;
+    if (waited < ctx.recoveryGraceMs) {
+      return {
+        fence: false,
+        reason: `etcd is back for ${names(proving)} after an outage for everyone; own renewals get ${Math.round(ctx.recoveryGraceMs - waited)} ms more before this host counts as cut off alone`,
+        memory: { ...memory, peersBackSince: since },
+      };
+    }
+    return { fence: true, reason: `etcd is back for ${names(proving)} for ${Math.round(waited)} ms and still not for this host: cut off alone`, memory: { ...memory, peersBackSince: since } };
+  }
+  if (claiming.length > 0) {
+    return {
+      fence: false,
+      reason: `${names(claiming)} last renewed before this host's renewals began failing: no proof etcd answers anyone; asking again`,
+      memory: { ...memory, peersBackSince: null },
+    };
   }
   return {
     fence: false,
-    reason: `${answered.length} of ${results.length} peer(s) answered and none reaches etcd: etcd is down for everyone; keeping units running (EC2 single attachment keeps each disk exclusive)`,
+    reason: `${answered.length} of ${results.length} peer(s) answered and none reaches etcd: etcd is down for everyone; ${KEEP_RUNNING}`,
+    memory: { outageForAll: true, peersBackSince: null },
   };
 }
 
