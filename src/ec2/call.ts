@@ -2,7 +2,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from '../log/logger.js';
 import { fromSdkError, isRetryableSdkError, type Ec2ErrorIds } from './errors.js';
-import { MutationFencedError, monoNow, runGated, type MutationGuard } from './gate.js';
+import { MutationFencedError, monoNow, runGated, type GateContext, type MutationGuard } from './gate.js';
 import { EC2_TIMING } from './timing.js';
 import { abortReason, type RateCategory, type RateLimiter } from './token-bucket.js';
 
@@ -39,9 +39,12 @@ export class Ec2Caller {
         await this.limiter.take(category, signal);
         let attemptSignal = signal;
         if (guard !== undefined) attemptSignal = await this.admit(guard, action, context, signal);
+        const gate: GateContext | undefined = guard === undefined ? undefined : { guard, action, ids: context, minRemainingMs: this.timing.mutationMinMs };
         try {
-          return guard === undefined ? await fn(signal) : await runGated({ guard, action, ids: context }, () => fn(attemptSignal));
+          return gate === undefined ? await fn(signal) : await runGated(gate, () => fn(attemptSignal));
         } catch (err) {
+          // Refused by the gate's last check: the caller's own error (NotLeaderError, …), never retried.
+          if (gate?.refused !== undefined) throw new AbortError(gate.refused);
           // An abort is the caller's decision, not EC2's answer: surface the signal's reason.
           if (signal?.aborted) throw new AbortError(abortReason(signal));
           // Cut at the lease's deadline: EC2 may or may not have received it; the caller re-observes.

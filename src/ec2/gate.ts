@@ -80,10 +80,21 @@ export class MutationFencedError extends Error {
   }
 }
 
-interface GateContext {
+export interface GateContext {
   guard: MutationGuard;
   action: string;
   ids: Ec2ErrorIds;
+  /**
+   * The last check also wants this much lease left (not merely "not passed"): a request that leaves
+   * with less is refused, so a stall inside the remaining window must outlast it, plus the step-down
+   * margin and the successor's quiet period, before it can matter.
+   */
+  minRemainingMs: number;
+  /**
+   * Set when the gate refused the request: the SDK decorates errors that pass through its middleware
+   * (`$metadata`), so the caller takes the refusal from here rather than from what `send` threw.
+   */
+  refused?: Error;
 }
 
 /**
@@ -121,8 +132,11 @@ export class GatedHttpHandler {
       // From here to inner.handle's socket write: synchronous code and one nextTick (see the file comment).
       try {
         ctx.guard.assert();
+        const remaining = ctx.guard.remainingMs();
+        if (remaining < ctx.minRemainingMs) throw new MutationFencedError(ctx.action, ctx.guard.caller, ctx.guard.term, remaining, ctx.ids);
       } catch (err) {
-        return Promise.reject(err as Error);
+        ctx.refused = err instanceof Error ? err : new Error(String(err));
+        return Promise.reject(ctx.refused);
       }
       request.headers[CALLER_HEADER] = ctx.guard.caller;
       request.headers[TERM_HEADER] = ctx.guard.term;

@@ -87,10 +87,27 @@ describe('EC2 mutation gate over HTTP', () => {
     );
     await ec2.describeVolumes([volumeId]); // opens the connection the mutation would reuse
     const received = endpoint.sim.requests.length;
-    await expect(ec2.attachVolume(volumeId, instanceId, '/dev/sdf')).rejects.toThrow('c2-gate lost its lease');
+    const err = await ec2.attachVolume(volumeId, instanceId, '/dev/sdf').catch((e: unknown) => e);
+    // The guard's own error, unchanged (the controller's is a NotLeaderError).
+    expect((err as Error).constructor).toBe(Error);
+    expect((err as Error).message).toBe('c2-gate lost its lease');
     expect(hooked).toEqual([{ action: 'AttachVolume', caller: 'c2-gate', term: '102', ids: { volumeId, instanceId, device: '/dev/sdf', action: 'AttachVolume' } }]);
     expect(endpoint.sim.requests.length).toBe(received);
     expect(endpoint.sim.volume(volumeId)?.attachment).toBeNull();
+  });
+
+  it('too little lease left at the last check (renewals stalled since admission): refused there, nothing sent', async () => {
+    const lease = new TestLease('c5-gate', '105');
+    const [volumeId, instanceId] = [newVolume(), newInstance()];
+    const ec2 = withGuard(
+      createEc2({ endpoint: endpoint.url, region: 'us-east-1', gateHooks: { onBeforeMutation: () => { lease.remaining = 100; } } }),
+      lease,
+    );
+    const received = endpoint.sim.requests.length;
+    const err = await ec2.detachVolume(volumeId, instanceId, true).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MutationFencedError);
+    expect(err).toMatchObject({ caller: 'c5-gate', term: '105', remainingMs: 100 });
+    expect(endpoint.sim.requests.length).toBe(received);
   });
 
   it('a request is cut at the lease deadline: MutationFencedError; EC2 may still have acted (it received it)', async () => {
@@ -113,7 +130,7 @@ describe('EC2 mutation gate over HTTP', () => {
     const volumeId = newVolume();
     const snap = await ec2.createSnapshot(volumeId, 'test', {}, { guard: lockGuard(lock) });
     held = false;
-    await expect(ec2.deleteSnapshot(snap.snapshotId, { guard: lockGuard(lock) })).rejects.toThrow('lock lost');
+    await expect(ec2.deleteSnapshot(snap.snapshotId, { guard: lockGuard(lock) })).rejects.toThrow(/^lock lost$/);
     held = true;
     await ec2.deleteSnapshot(snap.snapshotId, { guard: lockGuard(lock) });
     // Already gone: counts as deleted (a prune run does not fail over it).
