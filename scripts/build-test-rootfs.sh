@@ -6,7 +6,8 @@
 # overlayfs whose lower layer is this directory, so the tree itself is never written at test time.
 # Idempotent: a marker file written last says the build completed; with it present we only exit.
 #
-# Env: ROOTFS_DIR (default <repo>/.cache/rootfs), DEBIAN_MIRROR (default: the first Debian URI
+# Env: ROOTFS_DIR (default <repo>/.cache/rootfs), EXTRA_INCLUDE (more packages, comma-separated;
+#      scripts/build-test-rootfs-pg.sh uses it), DEBIAN_MIRROR (default: the first Debian URI
 #      in this machine's apt sources, else http://deb.debian.org/debian), FORCE=1 rebuilds.
 # Needs root (debootstrap, chroot). Installs debootstrap with apt-get when it is missing.
 set -euo pipefail
@@ -64,7 +65,7 @@ MIRROR=$(mirror)
 log "debootstrap $SUITE from $MIRROR into $TMP"
 t0=$(date +%s)
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,util-linux,mount,e2fsprogs \
+  --include=systemd,systemd-sysv,dbus,util-linux,mount,e2fsprogs${EXTRA_INCLUDE:+,$EXTRA_INCLUDE} \
   "$SUITE" "$TMP" "$MIRROR" >"$(dirname "$ROOTFS")/debootstrap.log" 2>&1 \
   || { tail -n 30 "$(dirname "$ROOTFS")/debootstrap.log" >&2; die "debootstrap failed"; }
 

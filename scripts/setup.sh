@@ -26,4 +26,10 @@ fi
 if [ -x scripts/build-test-rootfs.sh ] && [ "$(id -u)" = 0 ]; then
   scripts/build-test-rootfs.sh
 fi
+# The real-host tests (issue 11): a root with PostgreSQL, and the real fleet v1.0.0 built once from
+# ../shared/fleet (both cached under .cache/, keyed by marker / tarball hash; skipped when absent).
+if [ "$(id -u)" = 0 ]; then
+  [ -x scripts/build-test-rootfs-pg.sh ] && scripts/build-test-rootfs-pg.sh
+  [ -x scripts/build-fleet.sh ] && scripts/build-fleet.sh
+fi
 echo "setup: ok (etcd $(etcd --version | head -1 | awk '{print $3}'), node $(node --version))"
