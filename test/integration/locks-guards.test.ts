@@ -141,6 +141,7 @@ describe('lease guards (real etcd)', () => {
     await deferring.start();
     await silent.start();
     await until(() => deferring.reachesEtcd(), 5_000, 'reachesEtcd() while etcd runs');
+    const leaseBefore = deferring.leaseId;
     expect(deferring.lastRenewalAgoMs()).toBeLessThan(TTL_MS / 2);
 
     etcd.kill('SIGSTOP');
@@ -173,6 +174,8 @@ describe('lease guards (real etcd)', () => {
     await until(() => recovered > 0, 20_000, 'recovered after SIGCONT');
     expect(deferring.fenced).toBe(false);
     await until(() => deferring.reachesEtcd(), 5_000, 'reachesEtcd() after recovery');
+    // Informational: etcd resumed after a pause longer than the TTL, with no leader change.
+    console.log(`after SIGCONT the registrar ${deferring.leaseId === leaseBefore ? 'kept its lease' : 'registered a new lease (etcd expired the old one on resuming)'}`);
     expect(await client.get(ks.host('i-0fff1111bbbb2222c')).string()).not.toBeNull();
     await deferring.stop({ revoke: true });
     await silent.stop({ revoke: true });
