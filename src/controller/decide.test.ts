@@ -54,8 +54,8 @@ describe('decide: steady state (no failover running)', () => {
     ],
     [
       'holder gone while failovers are paced (many hosts vanished at once): waits its turn',
-      { hosts: [host(I2)], placements: [placement(I1)], pacing: { remaining: 0, reason: '5 of 8 hosts vanished within 2000 ms (suspect): at most 1 failover per 2000 ms' } },
-      { kind: 'wait', volumeId: VOL, requeueAfterMs: POLL * 8, reason: `holder ${I1}'s lease is gone; 5 of 8 hosts vanished within 2000 ms (suspect): at most 1 failover per 2000 ms: this failover waits for its turn` },
+      { hosts: [host(I2)], placements: [placement(I1)], pacing: { remaining: 0, admitted: [I3], reason: '5 of 8 hosts vanished at once (suspect)' } },
+      { kind: 'wait', volumeId: VOL, requeueAfterMs: POLL * 8, reason: `holder ${I1}'s lease is gone; 5 of 8 hosts vanished at once (suspect): this failover waits for its turn` },
     ],
     ['no service on the volume', { services: [] }, { kind: 'noop', volumeId: VOL, reason: 'no service is registered on this volume' }],
     ['EC2 did not return the volume', { volumes: [] }, { kind: 'wait', volumeId: VOL, requeueAfterMs: POLL * 4, reason: `EC2 did not describe ${VOL}` }],
@@ -93,11 +93,15 @@ describe('decide: steady state (no failover running)', () => {
     ['holder gone once the grace has passed', { hosts: [host(I2)], placements: [placement(I1)], graceUntil: NOW }, I1, 'holder-lost', `holder ${I1}'s lease is gone`],
     [
       'holder gone while paced, with turns left',
-      { hosts: [host(I2)], placements: [placement(I1)], pacing: { remaining: 1, reason: 'suspect' } }, I1, 'holder-lost', `holder ${I1}'s lease is gone`,
+      { hosts: [host(I2)], placements: [placement(I1)], pacing: { remaining: 1, admitted: [], reason: 'suspect' } }, I1, 'holder-lost', `holder ${I1}'s lease is gone`,
+    ],
+    [
+      'holder gone while paced, no turns left, but its host already admitted: all its volumes go',
+      { hosts: [host(I2)], placements: [placement(I1)], pacing: { remaining: 0, admitted: [I1], reason: 'suspect' } }, I1, 'holder-lost', `holder ${I1}'s lease is gone`,
     ],
     [
       'pacing applies to lost holders only: a first placement is not delayed',
-      { volumes: [volume()], pacing: { remaining: 0, reason: 'suspect' } }, null, 'placement', 'volume is placed nowhere and attached nowhere: choosing a host',
+      { volumes: [volume()], pacing: { remaining: 0, admitted: [], reason: 'suspect' } }, null, 'placement', 'volume is placed nowhere and attached nowhere: choosing a host',
     ],
     [
       'a failed manual move does not delay a failover caused by the holder\'s loss',

@@ -83,7 +83,7 @@ function decideSteady(o: Observed, service: ServiceRecord, volume: VolumeInfo, l
     if (last?.step === 'failed' && causeOf(last) === cause && last.finishedAt !== null && o.now - last.finishedAt < o.config.retryFailedAfterMs) {
       return wait(o, volumeId, `${why}; last ${cause} failover failed (${last.error ?? 'no error recorded'}), retrying later`, o.config.retryFailedAfterMs - (o.now - last.finishedAt));
     }
-    if (cause === 'holder-lost' && o.pacing !== null && o.pacing.remaining <= 0) {
+    if (cause === 'holder-lost' && o.pacing !== null && o.pacing.remaining <= 0 && (fromInstanceId === null || !o.pacing.admitted.includes(fromInstanceId))) {
       return wait(o, volumeId, `${why}; ${o.pacing.reason}: this failover waits for its turn`, o.config.pollMs * 8);
     }
     const journal = newJournal({ volumeId, unit: service.unit, kind: 'auto', fromInstanceId, cause, note: why }, o.now);

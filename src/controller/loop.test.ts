@@ -159,7 +159,7 @@ describe('FailoverLoop against in-memory fakes', () => {
     await running;
   });
 
-  it('many holders vanishing at once: failovers paced (at most one per TTL here), all done in the end', async () => {
+  it('many holders vanishing at once: failovers paced by host (at most one host per TTL here), all done in the end', async () => {
     const ttl = 300;
     const { store, controller, running } = setup(8, 8, { leaseTtlMs: ttl, hostGraceMs: 0 });
     await new Promise((r) => setTimeout(r, 100)); // the loop has seen all eight hosts
@@ -169,6 +169,25 @@ describe('FailoverLoop against in-memory fakes', () => {
     const starts = lost.map((v) => store.journals.get(v)?.startedAt ?? NaN).sort((a, b) => a - b);
     for (let i = 1; i < starts.length; i += 1) expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(ttl);
     for (const v of lost) expect(store.placements.get(v)?.instanceId).toMatch(/^i-0+[678]$/);
+    controller.abort();
+    await running;
+  });
+
+  it('paced by host: all volumes of an admitted host go together', async () => {
+    const ttl = 400;
+    const { store, controller, running } = setup(10, 5, { leaseTtlMs: ttl, hostGraceMs: 0 }); // vol n and n+5 on host n
+    await new Promise((r) => setTimeout(r, 100));
+    for (let h = 1; h <= 3; h += 1) store.removeHost(inst(h));
+    const lost = [1, 2, 3, 6, 7, 8].map(vol);
+    await until(() => lost.every((v) => store.journals.get(v)?.step === 'done'), 20_000);
+    const startOf = (v: number): number => store.journals.get(vol(v))?.startedAt ?? NaN;
+    const turns = [1, 2, 3].map((h) => ({ first: Math.min(startOf(h), startOf(h + 5)), last: Math.max(startOf(h), startOf(h + 5)) })).sort((a, b) => a.first - b.first);
+    for (let i = 1; i < turns.length; i += 1) {
+      const [prev, cur] = [turns[i - 1], turns[i]];
+      expect((cur?.first ?? 0) - (prev?.first ?? 0)).toBeGreaterThanOrEqual(ttl);
+      // Both volumes of one host start in its turn, before the next host's.
+      expect(prev?.last ?? Infinity).toBeLessThan(cur?.first ?? 0);
+    }
     controller.abort();
     await running;
   });

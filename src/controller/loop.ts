@@ -6,7 +6,7 @@ import { decide } from './decide.js';
 import { isMutation, type Decision } from './decision.js';
 import type { ControllerMetrics } from './metrics.js';
 import { buildObserved, describeInstances, describeVolumes, volumesNeedingWork } from './observe.js';
-import { isActiveJournal, serviceOfVolume, type DecideConfig } from './observed.js';
+import { isActiveJournal, serviceOfVolume, type DecideConfig, type Observed } from './observed.js';
 import type { FleetMetadataPort } from './options.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot } from './ports.js';
 
@@ -94,8 +94,8 @@ export class FailoverLoop {
   private readonly vanishedAt = new Map<string, number>();
   /** The hosts of a suspect mass vanishing while its failovers are paced; null: none. */
   private suspect: { hosts: Set<string>; at: number } | null = null;
-  /** When recent failovers caused by a lost holder began (for pacing). */
-  private readonly lostHolderStarts: number[] = [];
+  /** Lost holders whose failovers were let start, and when (for pacing, by host). */
+  private readonly admittedHolders = new Map<string, number>();
   /** No host is called dead before this (set when elected and on an etcd reconnect); null: not yet set. */
   private graceUntil: number | null = null;
   private reconnectedAt: number | null = null;
@@ -218,7 +218,8 @@ export class FailoverLoop {
         next = Math.min(next, opts.config.pollMs);
         continue;
       }
-      if (decision.kind === 'startFailover' && decision.journal.cause === 'holder-lost') this.lostHolderStarts.push(now);
+      const lostHolder = decision.kind === 'startFailover' && decision.journal.cause === 'holder-lost' ? decision.journal.fromInstanceId : null;
+      if (lostHolder !== null && !this.admittedHolders.has(lostHolder)) this.admittedHolders.set(lostHolder, now);
       if ('journal' in decision && decision.journal) journals.set(volumeId, decision.journal);
       if ('placement' in decision) placements.set(volumeId, decision.placement as Placement);
       this.dispatch(decision, unit, snap.journals.get(volumeId));
@@ -283,13 +284,19 @@ export class FailoverLoop {
     }
   }
 
-  /** While a suspect mass vanishing is handled: how many more lost-holder failovers may start now. */
-  private pacing(now: number, ttlMs: number): { remaining: number; reason: string } | null {
-    while (this.lostHolderStarts.length > 0 && now - (this.lostHolderStarts[0] ?? now) > ttlMs) this.lostHolderStarts.shift();
+  /**
+   * While a suspect mass vanishing is handled: which lost holders have their turn, and how many more may
+   * be admitted now (admissions within the last TTL count against the budget).
+   */
+  private pacing(now: number, ttlMs: number): Observed['pacing'] {
+    // An admission is kept a while (10 TTLs) so all of that host's volumes may still start; it counts
+    // against the budget for one TTL only.
+    for (const [id, at] of this.admittedHolders) if (now - at > LOOP_TIMING.forgetHostAfterTtls * ttlMs) this.admittedHolders.delete(id);
     if (this.suspect === null) return null;
     const perTtl = Math.max(1, Math.floor(this.knownHosts.size * LOOP_TIMING.pacedShare));
-    const reason = `${this.suspect.hosts.size} of ${this.knownHosts.size} known hosts vanished at once (suspect): at most ${perTtl} failover(s) per ${ttlMs} ms`;
-    return { remaining: perTtl - this.lostHolderStarts.length, reason };
+    const recent = [...this.admittedHolders.values()].filter((at) => now - at <= ttlMs).length;
+    const reason = `${this.suspect.hosts.size} of ${this.knownHosts.size} known hosts vanished at once (suspect): failovers of at most ${perTtl} host(s) per ${ttlMs} ms`;
+    return { remaining: perTtl - recent, admitted: [...this.admittedHolders.keys()], reason };
   }
 
   /** Known hosts (for tests and status): instance id → record. */

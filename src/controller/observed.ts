@@ -60,9 +60,11 @@ export interface Observed {
   graceUntil: number | null;
   /**
    * Set while many hosts vanished at once (suspect: an etcd or network event more likely than deaths):
-   * how many more failovers caused by a lost holder may start now (null: not paced).
+   * failovers caused by a lost holder are paced BY HOST, as Kubernetes paces evictions by node. A lost
+   * holder in `admitted` already has its turn (all its volumes go); `remaining` more may be admitted now
+   * (null: not paced).
    */
-  pacing: { remaining: number; reason: string } | null;
+  pacing: { remaining: number; admitted: readonly string[]; reason: string } | null;
 }
 
 export function reportKey(instanceId: string, volumeId: string): string {
