@@ -173,6 +173,21 @@ describe('FailoverLoop against in-memory fakes', () => {
     await running;
   });
 
+  it('many holders vanishing at once and coming back within the grace: nothing moves', async () => {
+    const ttl = 300;
+    const { store, ec2, controller, running } = setup(4, 4, { leaseTtlMs: ttl, hostGraceMs: 1_000 });
+    await new Promise((r) => setTimeout(r, 1_200)); // the election grace is over
+    const records = [1, 2, 3].map((h) => store.hosts.get(inst(h)));
+    for (let h = 1; h <= 3; h += 1) store.removeHost(inst(h)); // e.g. etcd revoked their leases on resume
+    await new Promise((r) => setTimeout(r, 300));
+    for (const r of records) if (r) store.putHost(r); // the agents re-registered
+    await new Promise((r) => setTimeout(r, 1_500)); // well past the suspect grace
+    expect(store.journals.size).toBe(0);
+    expect(ec2.calls.filter((c) => !c.startsWith('Describe'))).toEqual([]);
+    controller.abort();
+    await running;
+  });
+
   it('paced by host: all volumes of an admitted host go together', async () => {
     const ttl = 400;
     const { store, controller, running } = setup(10, 5, { leaseTtlMs: ttl, hostGraceMs: 0 }); // vol n and n+5 on host n

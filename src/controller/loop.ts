@@ -261,7 +261,11 @@ export class FailoverLoop {
     if (recent.length >= threshold) {
       if (this.suspect === null) {
         this.suspect = { hosts: new Set(recent), at: now };
-        log.warn({ vanished: recent.length, known: this.knownHosts.size, instanceIds: recent }, 'many hosts vanished at once: suspect (an etcd or network event?); pacing their failovers');
+        // Leases revoked together (e.g. etcd resumed after a pause and expired them before any agent could
+        // renew) come back as soon as the agents re-register: a grace first, so nothing moves for that.
+        const graceMs = this.opts.hostGraceMs ?? hostGraceMs(ttlMs);
+        this.graceUntil = Math.max(this.graceUntil ?? 0, now + graceMs);
+        log.warn({ vanished: recent.length, known: this.knownHosts.size, instanceIds: recent, graceMs }, 'many hosts vanished at once: suspect (an etcd or network event?); a grace, then their failovers paced');
       } else for (const id of recent) this.suspect.hosts.add(id);
     }
     if (this.suspect !== null) {
