@@ -1,12 +1,13 @@
 import type { Ec2Port, InstanceInfo } from '../ec2/types.js';
-import type { FailoverJournal, HostRecord, Placement } from '../keyspace/records.js';
+import type { FailoverJournal, Placement } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
 import { act, DeviceTakenError, isThrottled } from './act.js';
 import { decide } from './decide.js';
 import { isMutation, type Decision } from './decision.js';
+import { HostTracker } from './hosts.js';
 import type { ControllerMetrics } from './metrics.js';
 import { buildObserved, describeInstances, describeVolumes, volumesNeedingWork } from './observe.js';
-import { isActiveJournal, serviceOfVolume, type DecideConfig, type Observed } from './observed.js';
+import { isActiveJournal, serviceOfVolume, type DecideConfig } from './observed.js';
 import type { FleetMetadataPort } from './options.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot } from './ports.js';
 
@@ -38,27 +39,8 @@ export const LOOP_TIMING = {
   // 1 s: a live host missing from the cached DescribeInstances (it just joined) is looked up this soon,
   // since until then it is not eligible as a target.
   instancesMissingRefreshMs: 1_000,
-  // 10 s: the host lease TTL assumed when no host record is known (the agents' default).
-  defaultHostTtlMs: 10_000,
-  // A host gone this many TTLs, and named by no placement or journal, is forgotten (knownHosts stays bounded).
-  forgetHostAfterTtls: 10,
-  // Many holders vanishing at once (at least this share of the known hosts, and at least 2, within one
-  // TTL) looks like an etcd or network event rather than deaths (Kubernetes' node lifecycle controller
-  // stops evicting when a whole zone looks unhealthy): failovers caused by a lost holder are then paced
-  // to this share of the known hosts (at least 1) per TTL. A real AZ outage still fails over, paced.
-  suspectShare: 0.5,
-  suspectMinHosts: 2,
-  pacedShare: 0.1,
 } as const;
 
-/**
- * The grace a newly elected controller, or one whose watches reconnected to etcd, gives hosts before it
- * calls any of them dead: the longest host TTL plus the agents' renewal retry back-off (TTL/3), so every
- * agent that is alive has had a full chance to renew against the etcd that is back.
- */
-export function hostGraceMs(ttlMs: number): number {
-  return ttlMs + Math.ceil(ttlMs / 3);
-}
 
 export interface LoopOptions {
   store: StorePort;
@@ -86,19 +68,8 @@ export class FailoverLoop {
   private readonly held = new Map<string, HeldLock>();
   private readonly lastCall = new Map<string, { signature: string; at: number }>();
   private readonly backoff = new Map<string, { until: number; delayMs: number }>();
-  private readonly knownHosts = new Map<string, HostRecord>();
-  /** When each known host was last seen live. */
-  private readonly lastSeen = new Map<string, number>();
-  /** Hosts live at the previous tick, and when each known host vanished (cleared when it is back). */
-  private liveBefore = new Set<string>();
-  private readonly vanishedAt = new Map<string, number>();
-  /** The hosts of a suspect mass vanishing while its failovers are paced; null: none. */
-  private suspect: { hosts: Set<string>; at: number } | null = null;
-  /** Lost holders whose failovers were let start, and when (for pacing, by host). */
-  private readonly admittedHolders = new Map<string, number>();
-  /** No host is called dead before this (set when elected and on an etcd reconnect); null: not yet set. */
-  private graceUntil: number | null = null;
-  private reconnectedAt: number | null = null;
+  /** Liveness bookkeeping: known hosts, the grace, suspect mass vanishings and their pacing. */
+  private readonly hosts: HostTracker;
   private instances: { at: number; map: Map<string, InstanceInfo> } = { at: -Infinity, map: new Map() };
   /** Device names EC2 refused as in use, by instance id: merged into what DescribeInstances shows. */
   private readonly takenDevices = new Map<string, Map<string, number>>();
@@ -107,13 +78,15 @@ export class FailoverLoop {
   private kicked = false;
   private wake: (() => void) | null = null;
 
-  constructor(private readonly opts: LoopOptions) {}
+  constructor(private readonly opts: LoopOptions) {
+    this.hosts = new HostTracker({ log: opts.log, hostGraceMs: opts.hostGraceMs });
+  }
 
   async run(): Promise<void> {
     const { signal, store } = this.opts;
     const unsubscribe = store.onChange(() => this.kick());
     const unsubscribeReconnect = store.onReconnect?.(() => {
-      this.reconnectedAt = this.opts.now();
+      this.hosts.reconnected();
       this.kick();
     });
     const onAbort = (): void => this.kick();
@@ -173,7 +146,7 @@ export class FailoverLoop {
     const { opts } = this;
     const now = opts.now();
     const snap = opts.store.snapshot();
-    this.trackHosts(snap, now);
+    this.hosts.observe(snap, now);
     const all = now - this.lastResync >= LOOP_TIMING.resyncEveryMs;
     if (all) this.lastResync = now;
     this.updateGauges(snap);
@@ -192,7 +165,6 @@ export class FailoverLoop {
     if (ids.length === 0) return backoffEnds;
     const volumes = await describeVolumes(opts.ec2, ids, opts.signal);
     const instances = await this.liveInstances(snap, now);
-    const ttlMs = this.hostTtlMs();
 
     // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
     const journals = new Map(snap.journals);
@@ -200,8 +172,8 @@ export class FailoverLoop {
     let next: number = backoffEnds;
     for (const volumeId of ids) {
       const observed = buildObserved({
-        now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.knownHosts, volumes, instances,
-        graceUntil: this.graceUntil, pacing: this.pacing(now, ttlMs),
+        now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.hosts.known, volumes, instances,
+        graceUntil: this.hosts.graceUntil, pacing: this.hosts.pacing(now),
       });
       const decision = decide(observed, volumeId);
       const unit = serviceOfVolume(observed, volumeId)?.unit;
@@ -219,7 +191,7 @@ export class FailoverLoop {
         continue;
       }
       const lostHolder = decision.kind === 'startFailover' && decision.journal.cause === 'holder-lost' ? decision.journal.fromInstanceId : null;
-      if (lostHolder !== null && !this.admittedHolders.has(lostHolder)) this.admittedHolders.set(lostHolder, now);
+      if (lostHolder !== null) this.hosts.admit(lostHolder, now);
       if ('journal' in decision && decision.journal) journals.set(volumeId, decision.journal);
       if ('placement' in decision) placements.set(volumeId, decision.placement as Placement);
       this.dispatch(decision, unit, snap.journals.get(volumeId));
@@ -228,84 +200,9 @@ export class FailoverLoop {
     return next;
   }
 
-  /** The longest lease TTL among the hosts we know, or the agents' default when none is known. */
-  private hostTtlMs(): number {
-    let ttl = 0;
-    for (const h of this.knownHosts.values()) ttl = Math.max(ttl, h.leaseTtlMs);
-    return ttl > 0 ? ttl : LOOP_TIMING.defaultHostTtlMs;
-  }
-
-  /**
-   * Keeps knownHosts (machine ids of hosts to fence) and their last-seen times, grants the grace when
-   * elected or after a reconnect, notices a suspect mass vanishing, and forgets hosts long gone.
-   */
-  private trackHosts(snap: StoreSnapshot, now: number): void {
-    const { log } = this.opts;
-    for (const [instanceId, record] of snap.hosts) {
-      this.knownHosts.set(instanceId, record);
-      this.lastSeen.set(instanceId, now);
-      this.vanishedAt.delete(instanceId);
-    }
-    const ttlMs = this.hostTtlMs();
-    if (this.graceUntil === null || this.reconnectedAt !== null) {
-      const graceMs = this.opts.hostGraceMs ?? hostGraceMs(ttlMs);
-      this.graceUntil = now + graceMs;
-      log.info({ graceMs, why: this.reconnectedAt === null ? 'elected' : 'etcd reconnected' }, 'hosts have a grace before any is called dead');
-      this.reconnectedAt = null;
-    }
-    for (const instanceId of this.liveBefore) if (!snap.hosts.has(instanceId)) this.vanishedAt.set(instanceId, now);
-    this.liveBefore = new Set(snap.hosts.keys());
-
-    const recent = [...this.vanishedAt].filter(([, at]) => now - at <= ttlMs).map(([id]) => id);
-    const threshold = Math.max(LOOP_TIMING.suspectMinHosts, Math.ceil(this.knownHosts.size * LOOP_TIMING.suspectShare));
-    if (recent.length >= threshold) {
-      if (this.suspect === null) {
-        this.suspect = { hosts: new Set(recent), at: now };
-        // Leases revoked together (e.g. etcd resumed after a pause and expired them before any agent could
-        // renew) come back as soon as the agents re-register: a grace first, so nothing moves for that.
-        const graceMs = this.opts.hostGraceMs ?? hostGraceMs(ttlMs);
-        this.graceUntil = Math.max(this.graceUntil ?? 0, now + graceMs);
-        log.warn({ vanished: recent.length, known: this.knownHosts.size, instanceIds: recent, graceMs }, 'many hosts vanished at once: suspect (an etcd or network event?); a grace, then their failovers paced');
-      } else for (const id of recent) this.suspect.hosts.add(id);
-    }
-    if (this.suspect !== null) {
-      // Over once no volume is still placed on a vanished host that is still gone (each has failed over, or its host is back).
-      const pending = [...snap.placements.values()].some((p) => p.instanceId !== null && this.suspect?.hosts.has(p.instanceId) === true && !snap.hosts.has(p.instanceId));
-      if (!pending) {
-        log.info({ tookMs: now - this.suspect.at }, 'suspect mass vanishing handled: failovers no longer paced');
-        this.suspect = null;
-      }
-    }
-
-    const named = new Set<string>();
-    for (const p of snap.placements.values()) if (p.instanceId !== null) named.add(p.instanceId);
-    for (const j of snap.journals.values()) for (const id of [j.fromInstanceId, j.toInstanceId, ...j.excludedInstanceIds]) if (id !== null) named.add(id);
-    for (const [instanceId, seen] of this.lastSeen) {
-      if (snap.hosts.has(instanceId) || named.has(instanceId) || now - seen < LOOP_TIMING.forgetHostAfterTtls * ttlMs) continue;
-      this.knownHosts.delete(instanceId);
-      this.lastSeen.delete(instanceId);
-      this.vanishedAt.delete(instanceId);
-    }
-  }
-
-  /**
-   * While a suspect mass vanishing is handled: which lost holders have their turn, and how many more may
-   * be admitted now (admissions within the last TTL count against the budget).
-   */
-  private pacing(now: number, ttlMs: number): Observed['pacing'] {
-    // An admission is kept a while (10 TTLs) so all of that host's volumes may still start; it counts
-    // against the budget for one TTL only.
-    for (const [id, at] of this.admittedHolders) if (now - at > LOOP_TIMING.forgetHostAfterTtls * ttlMs) this.admittedHolders.delete(id);
-    if (this.suspect === null) return null;
-    const perTtl = Math.max(1, Math.floor(this.knownHosts.size * LOOP_TIMING.pacedShare));
-    const recent = [...this.admittedHolders.values()].filter((at) => now - at <= ttlMs).length;
-    const reason = `${this.suspect.hosts.size} of ${this.knownHosts.size} known hosts vanished at once (suspect): failovers of at most ${perTtl} host(s) per ${ttlMs} ms`;
-    return { remaining: perTtl - recent, admitted: [...this.admittedHolders.keys()], reason };
-  }
-
-  /** Known hosts (for tests and status): instance id → record. */
+  /** Known hosts (for tests and status): instance ids, sorted. */
   knownHostIds(): string[] {
-    return [...this.knownHosts.keys()].sort();
+    return [...this.hosts.known.keys()].sort();
   }
 
   private updateGauges(snap: StoreSnapshot): void {

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import type { FailoverJournal, HostRecord, Placement } from '../keyspace/records.js';
+import { silentLogger } from '../log/logger.js';
+import { HostTracker, hostGraceMs } from './hosts.js';
+import type { StoreSnapshot } from './ports.js';
+import { NOW, host, journal, placement } from './test-builders.js';
+
+const TTL = 1_000;
+const id = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
+const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
+
+function snap(live: number[], placements: Placement[] = [], journals: FailoverJournal[] = []): StoreSnapshot {
+  const hosts = new Map<string, HostRecord>(live.map((n) => [id(n), host(id(n), { leaseTtlMs: TTL })]));
+  return { hosts, services: new Map(), placements: new Map(placements.map((p) => [p.volumeId, p])), journals: new Map(journals.map((j) => [j.volumeId, j])), reports: new Map(), requests: new Map() };
+}
+
+/** Volume n placed on host n. */
+const onHost = (n: number): Placement => placement(id(n), 1, { volumeId: vol(n) });
+
+describe('HostTracker', () => {
+  it('grace: TTL + TTL/3 from the first look of a term (longest known TTL), again after a reconnect', () => {
+    expect(hostGraceMs(10_000)).toBe(13_334);
+    const t = new HostTracker({ log: silentLogger() });
+    t.observe(snap([1, 2]), NOW);
+    expect(t.graceUntil).toBe(NOW + hostGraceMs(TTL));
+    t.observe(snap([1, 2]), NOW + 5_000);
+    expect(t.graceUntil).toBe(NOW + hostGraceMs(TTL)); // not renewed by looking again
+    t.reconnected();
+    t.observe(snap([1, 2]), NOW + 6_000);
+    expect(t.graceUntil).toBe(NOW + 6_000 + hostGraceMs(TTL));
+  });
+
+  it('no host known yet: the agents\' default TTL (10 s)', () => {
+    const t = new HostTracker({ log: silentLogger() });
+    t.observe(snap([]), NOW);
+    expect(t.graceUntil).toBe(NOW + hostGraceMs(10_000));
+  });
+
+  it.each<[string, number, number[], boolean]>([
+    ['one of four vanishes: a death, not suspect', 4, [1], false],
+    ['two of four vanish at once: suspect (half, and at least 2)', 4, [1, 2], true],
+    ['one of two vanishes: not suspect (fewer than 2)', 2, [1], false],
+    ['five of eight vanish at once: suspect', 8, [1, 2, 3, 4, 5], true],
+  ])('%s', (_name, hosts, vanish, suspect) => {
+    const t = new HostTracker({ log: silentLogger(), hostGraceMs: 0 });
+    const all = Array.from({ length: hosts }, (_, i) => i + 1);
+    const placements = all.map(onHost);
+    t.observe(snap(all, placements), NOW);
+    t.observe(snap(all.filter((n) => !vanish.includes(n)), placements), NOW + 100);
+    expect(t.pacing(NOW + 100) !== null).toBe(suspect);
+  });
+
+  it('vanishings spread over more than one TTL are deaths, not suspect', () => {
+    const t = new HostTracker({ log: silentLogger(), hostGraceMs: 0 });
+    const placements = [1, 2, 3, 4].map(onHost);
+    t.observe(snap([1, 2, 3, 4], placements), NOW);
+    t.observe(snap([2, 3, 4], placements), NOW + 100);
+    t.observe(snap([3, 4], placements), NOW + 100 + TTL + 1);
+    expect(t.pacing(NOW + 100 + TTL + 1)).toBeNull();
+  });
+
+  it('suspect: a grace first, then one host admitted per TTL (10 % of 8, at least 1); over once every vanished holder is handled', () => {
+    const t = new HostTracker({ log: silentLogger(), hostGraceMs: 500 });
+    const all = [1, 2, 3, 4, 5, 6, 7, 8];
+    const placements = all.map(onHost);
+    t.observe(snap(all, placements), NOW);
+    const alive = snap([6, 7, 8], placements);
+    t.observe(alive, NOW + 1_000);
+    expect(t.graceUntil).toBe(NOW + 1_500);
+    expect(t.pacing(NOW + 1_500)).toEqual({ remaining: 1, admitted: [], reason: '5 of 8 known hosts vanished at once (suspect): failovers of at most 1 host(s) per 1000 ms' });
+    t.admit(id(1), NOW + 1_500);
+    expect(t.pacing(NOW + 1_600)).toMatchObject({ remaining: 0, admitted: [id(1)] });
+    expect(t.pacing(NOW + 2_501)).toMatchObject({ remaining: 1, admitted: [id(1)] });
+    // Every vanished holder's volume has moved (placements now name live hosts): no longer paced.
+    t.observe(snap([6, 7, 8], [6, 7, 8].map(onHost)), NOW + 3_000);
+    expect(t.pacing(NOW + 3_000)).toBeNull();
+  });
+
+  it('forgets a host gone 10 TTLs unless a placement or journal names it', () => {
+    const t = new HostTracker({ log: silentLogger(), hostGraceMs: 0 });
+    t.observe(snap([1, 2, 3]), NOW);
+    const named = [journal({ volumeId: vol(9), fromInstanceId: null, toInstanceId: null, excludedInstanceIds: [id(3)] })];
+    t.observe(snap([], [onHost(2)], named), NOW + 10 * TTL - 1);
+    expect([...t.known.keys()]).toEqual([id(1), id(2), id(3)]);
+    t.observe(snap([], [onHost(2)], named), NOW + 10 * TTL);
+    expect([...t.known.keys()]).toEqual([id(2), id(3)]);
+  });
+});

@@ -1,0 +1,155 @@
+import type { HostRecord } from '../keyspace/records.js';
+import type { Logger } from '../log/logger.js';
+import type { Observed } from './observed.js';
+import type { StoreSnapshot } from './ports.js';
+
+/** When to call a host dead, and how fast to act when many vanish at once; every value is commented. */
+export const HOST_TIMING = {
+  // 10 s: the host lease TTL assumed when no host record is known (the agents' default).
+  defaultHostTtlMs: 10_000,
+  // A host gone this many TTLs, and named by no placement or journal, is forgotten (knownHosts stays bounded).
+  forgetHostAfterTtls: 10,
+  // Many holders vanishing at once (at least this share of the known hosts, and at least 2, within one
+  // TTL) looks like an etcd or network event rather than deaths (Kubernetes' node lifecycle controller
+  // stops evicting when a whole zone looks unhealthy): a grace first, then failovers caused by a lost
+  // holder are paced to this share of the known hosts (at least 1) per TTL. A real AZ outage still
+  // fails over, paced.
+  suspectShare: 0.5,
+  suspectMinHosts: 2,
+  pacedShare: 0.1,
+} as const;
+
+/**
+ * The grace a newly elected controller, or one whose watches reconnected to etcd, gives hosts before it
+ * calls any of them dead: the longest host TTL plus the agents' renewal retry back-off (TTL/3), so every
+ * agent that is alive has had a full chance to renew against the etcd that is back.
+ */
+export function hostGraceMs(ttlMs: number): number {
+  return ttlMs + Math.ceil(ttlMs / 3);
+}
+
+export interface HostTrackerOptions {
+  log: Logger;
+  /** Overrides `hostGraceMs(longest host TTL)` (tests); 0 disables the grace. */
+  hostGraceMs?: number;
+}
+
+/**
+ * The leader loop's bookkeeping of host liveness, one per term: hosts seen (their machine ids are needed
+ * to fence them), the grace (granted on the first look of a term, after an etcd reconnect, and when many
+ * hosts vanish at once), suspect mass vanishings and the by-host pacing of their failovers.
+ */
+export class HostTracker {
+  /** Hosts seen alive this term, by instance id; forgotten once long gone and unreferenced. */
+  readonly known = new Map<string, HostRecord>();
+  /** No host is called dead before this; null until the first look. */
+  graceUntil: number | null = null;
+  private readonly lastSeen = new Map<string, number>();
+  /** Hosts live at the previous look, and when each known host vanished (cleared when it is back). */
+  private liveBefore = new Set<string>();
+  private readonly vanishedAt = new Map<string, number>();
+  /** The hosts of a suspect mass vanishing while its failovers are paced; null: none. */
+  private suspect: { hosts: Set<string>; at: number } | null = null;
+  /** Lost holders whose failovers were let start, and when. */
+  private readonly admitted = new Map<string, number>();
+  private reconnectPending = false;
+
+  constructor(private readonly opts: HostTrackerOptions) {}
+
+  /** A watch reconnected to etcd: the next look grants the grace again. */
+  reconnected(): void {
+    this.reconnectPending = true;
+  }
+
+  /** The longest lease TTL among the hosts we know, or the agents' default when none is known. */
+  ttlMs(): number {
+    let ttl = 0;
+    for (const h of this.known.values()) ttl = Math.max(ttl, h.leaseTtlMs);
+    return ttl > 0 ? ttl : HOST_TIMING.defaultHostTtlMs;
+  }
+
+  private graceMs(): number {
+    return this.opts.hostGraceMs ?? hostGraceMs(this.ttlMs());
+  }
+
+  /** One look at etcd's hosts (once per tick, before deciding). */
+  observe(snap: StoreSnapshot, now: number): void {
+    const { log } = this.opts;
+    for (const [instanceId, record] of snap.hosts) {
+      this.known.set(instanceId, record);
+      this.lastSeen.set(instanceId, now);
+      this.vanishedAt.delete(instanceId);
+    }
+    if (this.graceUntil === null || this.reconnectPending) {
+      this.graceUntil = Math.max(this.graceUntil ?? 0, now + this.graceMs());
+      log.info({ graceMs: this.graceMs(), why: this.reconnectPending ? 'etcd reconnected' : 'elected' }, 'hosts have a grace before any is called dead');
+      this.reconnectPending = false;
+    }
+    for (const instanceId of this.liveBefore) if (!snap.hosts.has(instanceId)) this.vanishedAt.set(instanceId, now);
+    this.liveBefore = new Set(snap.hosts.keys());
+    this.noticeSuspect(snap, now);
+    this.forget(snap, now);
+  }
+
+  private noticeSuspect(snap: StoreSnapshot, now: number): void {
+    const { log } = this.opts;
+    const ttlMs = this.ttlMs();
+    const recent = [...this.vanishedAt].filter(([, at]) => now - at <= ttlMs).map(([id]) => id);
+    const threshold = Math.max(HOST_TIMING.suspectMinHosts, Math.ceil(this.known.size * HOST_TIMING.suspectShare));
+    if (recent.length >= threshold) {
+      if (this.suspect === null) {
+        this.suspect = { hosts: new Set(recent), at: now };
+        // Leases revoked together (e.g. etcd resumed after a pause and expired them before any agent could
+        // renew) come back as soon as the agents re-register: a grace first, so nothing moves for that.
+        this.graceUntil = Math.max(this.graceUntil ?? 0, now + this.graceMs());
+        log.warn(
+          { vanished: recent.length, known: this.known.size, instanceIds: recent, graceMs: this.graceMs() },
+          'many hosts vanished at once: suspect (an etcd or network event?); a grace, then their failovers paced',
+        );
+      } else for (const id of recent) this.suspect.hosts.add(id);
+    }
+    if (this.suspect !== null) {
+      const suspect = this.suspect;
+      // Over once no volume is still placed on a vanished host that is still gone (each failed over, or its host is back).
+      const pending = [...snap.placements.values()].some((p) => p.instanceId !== null && suspect.hosts.has(p.instanceId) && !snap.hosts.has(p.instanceId));
+      if (!pending) {
+        log.info({ tookMs: now - suspect.at }, 'suspect mass vanishing handled: failovers no longer paced');
+        this.suspect = null;
+      }
+    }
+  }
+
+  /** Forgets hosts gone for `forgetHostAfterTtls` TTLs that no placement or journal names. */
+  private forget(snap: StoreSnapshot, now: number): void {
+    const ttlMs = this.ttlMs();
+    const named = new Set<string>();
+    for (const p of snap.placements.values()) if (p.instanceId !== null) named.add(p.instanceId);
+    for (const j of snap.journals.values()) for (const id of [j.fromInstanceId, j.toInstanceId, ...j.excludedInstanceIds]) if (id !== null) named.add(id);
+    for (const [instanceId, seen] of this.lastSeen) {
+      if (snap.hosts.has(instanceId) || named.has(instanceId) || now - seen < HOST_TIMING.forgetHostAfterTtls * ttlMs) continue;
+      this.known.delete(instanceId);
+      this.lastSeen.delete(instanceId);
+      this.vanishedAt.delete(instanceId);
+    }
+    // An admission is kept a while (10 TTLs) so all of that host's volumes may still start.
+    for (const [id, at] of this.admitted) if (now - at > HOST_TIMING.forgetHostAfterTtls * ttlMs) this.admitted.delete(id);
+  }
+
+  /** A failover caused by losing `holder` was let start. */
+  admit(holder: string, now: number): void {
+    if (!this.admitted.has(holder)) this.admitted.set(holder, now);
+  }
+
+  /**
+   * While a suspect mass vanishing is handled: which lost holders have their turn, and how many more may
+   * be admitted now (admissions within the last TTL count against the budget); null: not paced.
+   */
+  pacing(now: number): Observed['pacing'] {
+    if (this.suspect === null) return null;
+    const ttlMs = this.ttlMs();
+    const perTtl = Math.max(1, Math.floor(this.known.size * HOST_TIMING.pacedShare));
+    const recent = [...this.admitted.values()].filter((at) => now - at <= ttlMs).length;
+    const reason = `${this.suspect.hosts.size} of ${this.known.size} known hosts vanished at once (suspect): failovers of at most ${perTtl} host(s) per ${ttlMs} ms`;
+    return { remaining: perTtl - recent, admitted: [...this.admitted.keys()], reason };
+  }
+}
