@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { rm } from 'node:fs/promises';
 import { z } from 'zod';
 import { DesiredState, MetadataOp, UnitOption } from '../../fleet/types.js';
-import { FleetState, PatchError } from './state.js';
+import { FleetState, PatchError, UnitConflictError } from './state.js';
 
 /** fleet serves pages of 100 entities; tests lower it to exercise nextPageToken. */
 const DEFAULT_PAGE_SIZE = 100;
@@ -16,6 +16,13 @@ export interface FleetServerOptions {
   pageSize?: number;
   now?: () => number;
   autoRegister?: boolean;
+  /** Act on changes this long after them, as real fleetd does (see FleetState.actDelayMs). Default 0. */
+  actDelayMs?: number;
+  /**
+   * Answer 503 "fleet server unable to communicate with etcd" for this long after start, as real
+   * fleetd does while it connects to etcd (also settable later: POST /_sim/unavailable {"ms": N}).
+   */
+  unavailableForMs?: number;
 }
 
 export interface FleetServer {
@@ -36,7 +43,10 @@ class HttpError extends Error {
   }
 }
 
-const PutUnitBody = z.object({ name: z.string().optional(), desiredState: DesiredState, options: z.array(UnitOption).optional() });
+const PutUnitBody = z.object({ name: z.string().optional(), desiredState: DesiredState.optional(), options: z.array(UnitOption).optional() });
+const SimUnavailableBody = z.object({ ms: z.number().int().nonnegative() });
+/** Real fleetd's 503 while it cannot reach etcd (start-up, etcd down, SIGHUP reload). */
+const UNAVAILABLE_MESSAGE = 'fleet server unable to communicate with etcd';
 const SimMachineBody = z.object({ machineId: z.string().min(1), primaryIP: z.string().optional(), metadata: z.record(z.string(), z.string()).optional() });
 const SimUnitStateBody = z.object({ name: z.string().min(1), active: z.string().min(1), sub: z.string().default('') });
 
@@ -47,10 +57,27 @@ const SimUnitStateBody = z.object({ name: z.string().min(1), active: z.string().
  */
 export async function startFleetServer(opts: FleetServerOptions = {}): Promise<FleetServer> {
   const state = new FleetState(opts.now, opts.autoRegister ?? true);
+  state.actDelayMs = opts.actDelayMs ?? 0;
   const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
+  const unavailable = { until: performance.now() + (opts.unavailableForMs ?? 0) };
   const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (performance.now() < unavailable.until && !path.startsWith('/_sim/')) {
+      req.resume();
+      return send(res, 503, { error: { code: 503, message: UNAVAILABLE_MESSAGE } });
+    }
+    if (path === '/_sim/unavailable' && req.method === 'POST') {
+      readJson(req)
+        .then((body) => {
+          unavailable.until = performance.now() + SimUnavailableBody.parse(body).ms;
+          send(res, 204);
+        })
+        .catch((err: unknown) => send(res, 400, { error: { code: 400, message: (err as Error).message } }));
+      return;
+    }
     handle(state, pageSize, req, res).catch((err: unknown) => {
-      const status = err instanceof HttpError ? err.status : err instanceof PatchError || err instanceof z.ZodError ? 400 : 500;
+      const status =
+        err instanceof HttpError ? err.status : err instanceof UnitConflictError ? 409 : err instanceof PatchError || err instanceof z.ZodError ? 400 : 500;
       send(res, status, { error: { code: status, message: (err as Error).message } });
     });
   });
@@ -64,6 +91,7 @@ export async function startFleetServer(opts: FleetServerOptions = {}): Promise<F
     url,
     state,
     close: async () => {
+      state.dispose();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (opts.socketPath) await rm(opts.socketPath, { force: true });
@@ -90,6 +118,7 @@ async function handle(state: FleetState, pageSize: number, req: IncomingMessage,
   if (path === '/fleet/v1/machines') {
     if (method === 'GET') return send(res, 200, page('machines', state.listMachines(), url, pageSize));
     if (method === 'PATCH') {
+      requireJsonContentType(req);
       const ops = z.array(MetadataOp).parse(await readJson(req));
       state.applyPatch(ops);
       return send(res, 204);
@@ -120,9 +149,10 @@ async function handleUnit(state: FleetState, name: string, method: string, req: 
     return send(res, 204);
   }
   if (method === 'PUT') {
+    requireJsonContentType(req);
     const body = PutUnitBody.parse(await readJson(req));
     if (body.name !== undefined && body.name !== name) throw new HttpError(400, `name ${body.name} does not match URL ${name}`);
-    if (!state.units.has(name) && !body.options?.length) throw new HttpError(409, `unit ${name} has no options`);
+    // Real fleetd v1.0.0: 201 for a new unit, 204 for a desired-state change of an existing one.
     return send(res, state.putUnit(name, body.desiredState, body.options) === 'created' ? 201 : 204);
   }
   throw new HttpError(405, `${method} not allowed on units`);
@@ -160,17 +190,31 @@ function unitEntity(unit: { name: string; options: unknown[]; desiredState: stri
   };
 }
 
-/** Offset-based page tokens (opaque to clients, as fleet's are). */
+/**
+ * Page tokens as real fleetd's: opaque base64 (here of a small binary cursor, not a readable number);
+ * a FULL page always carries a token, so a full last page is followed by one empty page (`{}`, no
+ * field at all, as fleet omits empty lists); a token that is not base64 is a 400.
+ */
 function page<T>(field: string, items: T[], url: URL, pageSize: number): Record<string, unknown> {
   const token = url.searchParams.get('nextPageToken');
   let offset = 0;
   if (token !== null) {
-    offset = Number.parseInt(Buffer.from(token, 'base64url').toString('utf8'), 10);
-    if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, 'invalid value of nextPageToken query parameter');
+    const raw = /^[A-Za-z0-9+/]+={0,2}$/.test(token) ? Buffer.from(token, 'base64') : Buffer.alloc(0);
+    if (raw.length !== 4 || raw[0] !== 2) throw new HttpError(400, `illegal base64 data in nextPageToken ${token}`);
+    offset = raw.readUInt16LE(2);
   }
   const slice = items.slice(offset, offset + pageSize);
-  const next = offset + pageSize < items.length ? Buffer.from(String(offset + pageSize)).toString('base64url') : undefined;
-  return next ? { [field]: slice, nextPageToken: next } : { [field]: slice };
+  const cursor = Buffer.from([2, 0, 0, 0]);
+  cursor.writeUInt16LE(Math.min(offset + pageSize, 0xffff), 2);
+  const out: Record<string, unknown> = slice.length > 0 ? { [field]: slice } : {};
+  if (slice.length === pageSize) out.nextPageToken = cursor.toString('base64');
+  return out;
+}
+
+/** Real fleetd refuses bodies that are not declared JSON: 415. */
+function requireJsonContentType(req: IncomingMessage): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') throw new HttpError(415, 'only acceptable Content-Type is application/json');
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

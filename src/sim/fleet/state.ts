@@ -29,6 +29,18 @@ export class PatchError extends Error {
   override readonly name = 'PatchError';
 }
 
+/** fleet answers 409 for these unit PUTs (messages as real fleetd v1.0.0's). */
+export class UnitConflictError extends Error {
+  override readonly name = 'UnitConflictError';
+}
+
+/** `postgres@vol-1.service` → `vol-1` (systemd's %i); '' for a non-template unit. */
+export function instanceName(unitName: string): string {
+  const at = unitName.indexOf('@');
+  const dot = unitName.lastIndexOf('.');
+  return at < 0 ? '' : unitName.slice(at + 1, dot > at ? dot : undefined);
+}
+
 /**
  * In-memory model of fleet's registry: machines, their metadata, units and where the scheduler put
  * them. Metadata may be set for machines that never registered (fleet allows it, and keeps metadata
@@ -44,11 +56,26 @@ export class FleetState {
   readonly reported = new Map<string, { active: string; sub: string }>();
   onSchedule?: (change: ScheduleChange) => void;
 
+  /**
+   * Real fleetd acts on every change seconds later (engine reconcile, then the host's agent). With
+   * `actDelayMs` > 0 the stand-in does too: a change only marks the schedule dirty, and the
+   * scheduler runs that long after the last change, so callers that assume a PATCH took effect when
+   * it returned fail here as they would against fleet. 0 (default): synchronous, as before.
+   */
+  actDelayMs = 0;
+  private pending: ReturnType<typeof setTimeout> | undefined;
+
   constructor(
     private readonly now: () => number = Date.now,
     /** A patch for an unknown machine registers it, so tests need not seed machines. */
     private readonly autoRegister = true,
   ) {}
+
+  /** Stops a pending delayed reschedule (server close). */
+  dispose(): void {
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = undefined;
+  }
 
   addMachine(machineId: string, opts: { primaryIP?: string; metadata?: Record<string, string> } = {}): void {
     this.machines.set(machineId, { primaryIP: opts.primaryIP ?? '' });
@@ -72,7 +99,9 @@ export class FleetState {
   applyPatch(ops: MetadataOp[]): void {
     const parsed = ops.map((op) => {
       const m = METADATA_PATH.exec(op.path);
-      if (!m?.[1] || !m[2]) throw new PatchError(`invalid path ${op.path}`);
+      // Real fleetd: keys are [A-Za-z0-9_.-]+, anything else is "machine metadata path invalid" (400).
+      if (!m?.[1] || !m[2] || !/^[A-Za-z0-9_.-]+$/.test(m[2])) throw new PatchError(`machine metadata path invalid: ${op.path}`);
+      if (op.op !== 'remove' && op.value.value === '') throw new PatchError(`machine metadata value empty: ${op.path}`);
       return { op, machineId: m[1], key: m[2] };
     });
     for (const { op, machineId, key } of parsed) {
@@ -85,16 +114,20 @@ export class FleetState {
     this.reschedule();
   }
 
-  putUnit(name: string, desiredState: DesiredState, options: UnitOption[] | undefined): 'created' | 'modified' {
+  /**
+   * fleet's PUT /units/NAME: without `desiredState` a new unit is created `inactive` (what
+   * `fleetctl submit` sends); an existing unit needs a desiredState. Conflicts throw UnitConflictError (409).
+   */
+  putUnit(name: string, desiredState: DesiredState | undefined, options: UnitOption[] | undefined): 'created' | 'modified' {
     const existing = this.units.get(name);
     if (existing) {
+      if (desiredState === undefined) throw new UnitConflictError('must provide DesiredState to update existing unit');
       existing.desiredState = desiredState;
-      if (options?.length) existing.options = options;
       this.reschedule();
       return 'modified';
     }
-    if (!options?.length) throw new PatchError('unit has no options');
-    this.units.set(name, { name, options, desiredState, machineId: null });
+    if (!options?.length) throw new UnitConflictError('unit does not exist and options field empty');
+    this.units.set(name, { name, options, desiredState: desiredState ?? 'inactive', machineId: null });
     this.reschedule();
     return 'created';
   }
@@ -127,11 +160,21 @@ export class FleetState {
   }
 
   /**
-   * The tiny scheduler: a launched unit with `[X-Fleet] MachineMetadata=k=v` lines runs on the first
-   * registered machine (by id) whose metadata matches every line; it stays where it is while that
-   * machine still matches, and is unscheduled as soon as none does (fleet's reconciler does the same).
+   * The tiny scheduler, as fleet v1.0.0's: a launched unit's `[X-Fleet] MachineMetadata=k=v` lines are
+   * grouped by key; lines of one key are OR'ed, keys are AND'ed, `%i` is the unit's instance name. It
+   * stays where it is while that machine still matches, is unscheduled as soon as none does, and a
+   * new placement goes to the least loaded matching machine, then the lowest machine id.
    */
   private reschedule(): void {
+    if (this.actDelayMs <= 0) return this.rescheduleNow();
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      this.rescheduleNow();
+    }, this.actDelayMs);
+  }
+
+  private rescheduleNow(): void {
     for (const unit of this.units.values()) {
       const wanted = unit.desiredState === 'launched' ? this.placeFor(unit) : null;
       if (wanted === unit.machineId) continue;
@@ -143,18 +186,24 @@ export class FleetState {
   }
 
   private placeFor(unit: SimUnit): string | null {
-    const required = unit.options
-      .filter((o) => o.section === 'X-Fleet' && o.name === 'MachineMetadata')
-      .map((o) => {
-        const eq = o.value.indexOf('=');
-        return eq < 0 ? [o.value, ''] : [o.value.slice(0, eq), o.value.slice(eq + 1)];
-      });
+    const instance = instanceName(unit.name);
+    const required = new Map<string, Set<string>>();
+    for (const o of unit.options) {
+      if (o.section !== 'X-Fleet' || o.name !== 'MachineMetadata') continue;
+      const text = o.value.replaceAll('%i', instance);
+      const eq = text.indexOf('=');
+      const [k, v] = eq < 0 ? [text, ''] : [text.slice(0, eq), text.slice(eq + 1)];
+      let values = required.get(k);
+      if (!values) required.set(k, (values = new Set()));
+      values.add(v);
+    }
     const matches = (machineId: string): boolean => {
       const md = this.metadataOf(machineId);
-      return required.every(([k, v]) => md.get(k as string) === v);
+      return [...required].every(([k, values]) => values.has(md.get(k) ?? '\0absent'));
     };
     if (unit.machineId && this.machines.has(unit.machineId) && matches(unit.machineId)) return unit.machineId;
-    for (const machineId of [...this.machines.keys()].sort()) if (matches(machineId)) return machineId;
-    return null;
+    const load = (machineId: string): number => [...this.units.values()].filter((u) => u !== unit && u.machineId === machineId).length;
+    const candidates = [...this.machines.keys()].filter(matches).sort((a, b) => load(a) - load(b) || a.localeCompare(b));
+    return candidates[0] ?? null;
   }
 }
