@@ -5,7 +5,7 @@ import { silentLogger } from '../log/logger.js';
 import { EtcdStore, volumeLocks } from './etcd-store.js';
 import { FailoverLoop } from './loop.js';
 import { ControllerMetrics, serveMetrics } from './metrics.js';
-import { DEFAULT_DECIDE_CONFIG } from './observed.js';
+import { DEFAULT_DECIDE_CONFIG, isActiveJournal } from './observed.js';
 import type { ControllerOptions, ControllerResult } from './options.js';
 
 /** 10 s: a dead leader is replaced within about this long, while a slow etcd round trip does not depose a live one. */
@@ -86,6 +86,12 @@ export async function runController(opts: ControllerOptions): Promise<Controller
         ks, leadership, mirrors, log, now,
         listKeys: (prefix) => opts.etcd.getAll().prefix(prefix).sort('Key', 'Ascend').keys(),
       });
+      // What a previous term was about to send (journalled before each call): for the operator's record.
+      for (const j of store.snapshot().journals.values()) {
+        if (isActiveJournal(j) && j.intent !== null && j.intent.term !== leadership.revision) {
+          log.warn({ volumeId: j.volumeId, intent: j.intent, quietMs }, "a previous term's EC2 call may still be in flight: no mutation before the quiet period ends");
+        }
+      }
       const loop = new FailoverLoop({
         store, ec2, fleet: opts.fleet, log, metrics, now, parallelism: opts.parallelism,
         locks: volumeLocks((volumeId, o) => acquireVolumeLock(opts.etcd, ks, volumeId, o), opts.candidateId, ttlMs),

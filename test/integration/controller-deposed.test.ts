@@ -110,6 +110,8 @@ describe('a deposed controller thawing with an EC2 call in flight', () => {
       const frozenAt = (JSON.parse(old.lines.find((l) => l.includes('"pausing"')) ?? '{}') as { at: number }).at;
       expect(requests.filter((r) => r.caller === 'c1-deposed' && r.at > frozenAt)).toEqual([]);
       expect(requests.filter((r) => r.volumeId === service.volumeId && r.at > frozenAt).every((r) => r.caller === 'c2-deposed')).toBe(true);
+      // The successor saw the frozen term's journalled intent and waited out its quiet period before mutating.
+      expect(successor.stderr).toContain("a previous term's EC2 call may still be in flight");
     }
 
     // The service stays active on its holder, attached there.
