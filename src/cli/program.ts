@@ -5,6 +5,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailedError, RefusedError, U
 import { DEFAULT_FAILOVER_TIMEOUT_S, requestFailover } from './commands/failover.js';
 import { registerCancelCommand } from './commands/cancel.js';
 import { registerDaemonCommands } from './commands/daemons.js';
+import { registerEtcdRolesCommand } from './commands/etcd-roles.js';
 import { registerServiceCommands } from './commands/service.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerCancelCommand(program);
   registerSnapshotCommands(program);
+  registerEtcdRolesCommand(program);
   decorate(program);
   return program;
 }

@@ -47,8 +47,9 @@ function collect<T>(kvs: IKeyValue[], under: string, decode: (key: string, raw: 
  * Reads the whole keyspace at one revision (one range over the prefix), so that the CLI never mixes
  * a host list from before a failover with placements from after it.
  */
-export async function readClusterState(client: Etcd3, ks: Keyspace): Promise<ClusterState> {
-  const res = await etcdBounded(client, () => client.getAll().prefix(ks.prefix).exec());
+export async function readClusterState(client: Etcd3, ks: Keyspace, opts: { servicesOnly?: boolean } = {}): Promise<ClusterState> {
+  // servicesOnly: the snapshot job needs only services/, and its etcd role can read nothing else.
+  const res = await etcdBounded(client, () => client.getAll().prefix(opts.servicesOnly ? ks.servicesPrefix() : ks.prefix).exec());
   const kvs = res.kvs;
   const under = (prefix: string): IKeyValue[] => kvs.filter((kv) => kv.key.toString('utf8').startsWith(prefix));
   // etcd3's Election: the candidate key created first is the leader.

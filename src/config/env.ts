@@ -11,6 +11,8 @@ export const ENV_VARS: ReadonlyArray<{ name: string; path: string[]; kind: Kind 
   { name: 'ETCD_KEY_FILE', path: ['etcd', 'keyFile'], kind: 'string' },
   { name: 'ETCD_USERNAME', path: ['etcd', 'username'], kind: 'string' },
   { name: 'ETCD_PASSWORD', path: ['etcd', 'password'], kind: 'string' },
+  { name: 'ETCD_PASSWORD_FILE', path: ['etcd', 'passwordFile'], kind: 'string' },
+  { name: 'ETCD_ALLOW_INSECURE_FILE_MODES', path: ['etcd', 'allowInsecureFileModes'], kind: 'bool' },
   { name: 'PREFIX', path: ['prefix'], kind: 'string' },
   { name: 'AWS_REGION', path: ['aws', 'region'], kind: 'string' },
   { name: 'AWS_ENDPOINT', path: ['aws', 'endpoint'], kind: 'string' },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Config } from './schema.js';
 import { configFromEnv } from './env.js';
 import { ConfigError, fromZodError } from './errors.js';
+import { InsecureFileModeError, SecretFileError, checkSecretFileMode, readPasswordFile } from '../security/files.js';
 
 export interface LoadConfigOptions {
   /** A JSON file; missing `file` means none. */
@@ -45,6 +46,38 @@ function readConfigFile(file: string): Record<string, unknown> {
   return json;
 }
 
+/** Warnings about a loaded config (secret files accessible by others, started anyway), for the caller to log. */
+const warningsOf = new WeakMap<Config, string[]>();
+export function configWarnings(config: Config): readonly string[] {
+  return warningsOf.get(config) ?? [];
+}
+
+/**
+ * Secret files are checked where the config is loaded, so that every command and daemon refuses a
+ * too-open key or password file before it does anything: keyFile's mode, and passwordFile's mode
+ * and contents (which become `etcd.password`).
+ */
+function withSecrets(config: Config): Config {
+  const { etcd } = config;
+  const warnings: string[] = [];
+  try {
+    if (etcd.keyFile !== undefined) {
+      const w = checkSecretFileMode('etcd.keyFile', etcd.keyFile, etcd.allowInsecureFileModes);
+      if (w) warnings.push(w);
+    }
+    if (etcd.passwordFile !== undefined) {
+      const { password, warning } = readPasswordFile(etcd.passwordFile, etcd.allowInsecureFileModes);
+      if (warning) warnings.push(warning);
+      config = { ...config, etcd: { ...etcd, password } };
+    }
+  } catch (err) {
+    if (err instanceof InsecureFileModeError || err instanceof SecretFileError) throw new ConfigError(err.field, err.message.slice(err.field.length + 1));
+    throw err;
+  }
+  warningsOf.set(config, warnings);
+  return config;
+}
+
 function hasPath(layer: Record<string, unknown>, path: ReadonlyArray<PropertyKey>): boolean {
   let node: unknown = layer;
   for (const part of path) {
@@ -64,7 +97,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const env = configFromEnv(opts.env ?? process.env);
   const flags = opts.flags ?? {};
   const parsed = Config.safeParse(mergeLayers(file, env, flags));
-  if (parsed.success) return parsed.data;
+  if (parsed.success) return withSecrets(parsed.data);
   const path = parsed.error.issues[0]?.path ?? [];
   const source = hasPath(flags, path) ? 'flags' : hasPath(env, path) ? 'env' : hasPath(file, path) && opts.file ? `file ${opts.file}` : undefined;
   throw fromZodError(parsed.error, source);

@@ -26,13 +26,21 @@ export const EtcdConfig = z
     keyFile: z.string().min(1).optional(),
     username: z.string().min(1).optional(),
     password: z.string().min(1).optional(),
+    /**
+     * The password in a file readable only by its owner (mode 0600): kept out of the config file, the
+     * environment and `ps`. Read at start-up; a file accessible by group/others is refused.
+     */
+    passwordFile: z.string().min(1).optional(),
+    /** Start even when keyFile or passwordFile is accessible by group/others (warns instead, as ssh can be told to). */
+    allowInsecureFileModes: z.boolean().default(false),
   })
   .strict()
   .refine((e) => (e.certFile === undefined) === (e.keyFile === undefined), {
     message: 'certFile and keyFile go together (client TLS needs both)',
     path: ['certFile'],
   })
-  .refine((e) => e.username === undefined || e.password !== undefined, { message: 'a username needs a password', path: ['password'] });
+  .refine((e) => e.username === undefined || e.password !== undefined || e.passwordFile !== undefined, { message: 'a username needs a password (or passwordFile)', path: ['password'] })
+  .refine((e) => e.password === undefined || e.passwordFile === undefined, { message: 'password and passwordFile exclude each other', path: ['passwordFile'] });
 
 export const AwsConfig = z
   .object({

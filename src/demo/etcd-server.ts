@@ -31,6 +31,20 @@ export interface StartEtcdOptions {
   electionMs?: number;
   /** Extra etcd 3.4 flags. */
   extraArgs?: string[];
+  /**
+   * Serve clients over TLS (`https://` endpoint) with this server certificate; with `clientCertAuth`
+   * every client must present a certificate signed by `caFile` (`--client-cert-auth`), and when auth
+   * is enabled its CN is the etcd user name. Readiness is then probed on a plain loopback
+   * `--listen-metrics-urls` port (the client port would need a client certificate).
+   */
+  tls?: EtcdTlsOptions;
+}
+
+export interface EtcdTlsOptions {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  clientCertAuth?: boolean;
 }
 
 export interface RestartOptions {
@@ -74,6 +88,9 @@ interface MemberSpec {
   heartbeatMs: number;
   electionMs: number;
   extraArgs: string[];
+  tls?: EtcdTlsOptions;
+  /** Plain-HTTP /health listener, used when the client port is TLS. */
+  metricsPort?: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -138,7 +155,12 @@ class Member implements EtcdServer {
   constructor(private readonly spec: MemberSpec) {}
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.spec.clientPort}`;
+    return `${this.spec.tls ? 'https' : 'http'}://127.0.0.1:${this.spec.clientPort}`;
+  }
+
+  /** Where readiness is probed: the client endpoint, or the plain metrics listener under TLS. */
+  private get healthEndpoint(): string {
+    return this.spec.metricsPort !== undefined ? `http://127.0.0.1:${this.spec.metricsPort}` : this.endpoint;
   }
   get clientPort(): number {
     return this.spec.clientPort;
@@ -173,6 +195,7 @@ class Member implements EtcdServer {
       '--election-timeout', String(s.electionMs),
       '--logger', 'zap',
       '--log-level', 'error',
+      ...tlsArgs(s),
       ...s.extraArgs,
     ];
     installExitHook();
@@ -196,7 +219,7 @@ class Member implements EtcdServer {
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (this.child === null) throw new Error(`etcd ${this.name} exited while starting: ${this.stderrTail}`);
-      if (await probe(this.endpoint, wait)) return;
+      if (await probe(this.healthEndpoint, wait)) return;
       await sleep(PROBE_INTERVAL_MS);
     }
     throw new Error(`etcd ${this.name} not ${wait} at ${this.endpoint} after ${START_TIMEOUT_MS} ms: ${this.stderrTail}`);
@@ -240,6 +263,17 @@ class Member implements EtcdServer {
   }
 }
 
+function tlsArgs(s: MemberSpec): string[] {
+  if (!s.tls) return [];
+  return [
+    '--cert-file', s.tls.certFile,
+    '--key-file', s.tls.keyFile,
+    '--trusted-ca-file', s.tls.caFile,
+    ...(s.tls.clientCertAuth ? ['--client-cert-auth'] : []),
+    ...(s.metricsPort !== undefined ? ['--listen-metrics-urls', `http://127.0.0.1:${s.metricsPort}`] : []),
+  ];
+}
+
 function tempDataDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `ebs-failover-etcd-${name}-`));
 }
@@ -247,7 +281,7 @@ function tempDataDir(name: string): string {
 /** Starts one etcd member on free loopback ports and waits until it serves. */
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
   const name = opts.name ?? 'etcd0';
-  const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
+  const [clientPort, peerPort, metricsPort] = (await freePorts(opts.tls ? 3 : 2)) as [number, number, number | undefined];
   const member = new Member({
     name,
     clientPort,
@@ -259,6 +293,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
     heartbeatMs: opts.heartbeatMs ?? 100,
     electionMs: opts.electionMs ?? 1_000,
     extraArgs: opts.extraArgs ?? [],
+    ...(opts.tls ? { tls: opts.tls, metricsPort } : {}),
   });
   member.spawn();
   try {
@@ -272,7 +307,8 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
 
 /** Starts an n-member cluster (default 3) on loopback and waits until every member reports a leader. */
 export async function startEtcdCluster(n = 3, opts: Omit<StartEtcdOptions, 'name' | 'dataDir'> = {}): Promise<EtcdCluster> {
-  const ports = await freePorts(2 * n);
+  // Under TLS each member also gets a plain /health port: all reserved at once so none repeats.
+  const ports = await freePorts((opts.tls ? 3 : 2) * n);
   const names = Array.from({ length: n }, (_, i) => `etcd${i}`);
   const initialCluster = names.map((name, i) => `${name}=http://127.0.0.1:${ports[2 * i + 1]}`).join(',');
   const members = names.map(
@@ -288,6 +324,7 @@ export async function startEtcdCluster(n = 3, opts: Omit<StartEtcdOptions, 'name
         heartbeatMs: opts.heartbeatMs ?? 100,
         electionMs: opts.electionMs ?? 1_000,
         extraArgs: opts.extraArgs ?? [],
+        ...(opts.tls ? { tls: opts.tls, metricsPort: ports[2 * n + i] } : {}),
       }),
   );
   let stopped = false;

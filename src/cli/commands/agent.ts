@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module';
-import { parseLabels } from '../../config/index.js';
+import { configWarnings, parseLabels } from '../../config/index.js';
+import { keyspace } from '../../keyspace/index.js';
+import { checkEtcdAccess } from '../../security/index.js';
 import { createLogger } from '../../log/logger.js';
 import { resolveAgentIdentity } from '../agent-identity.js';
 import { configFromOptions, type GlobalOptions } from '../context.js';
@@ -39,8 +41,14 @@ export async function runAgentDaemon(flags: AgentFlags, signal: AbortSignal): Pr
   const log = createLogger('failover-agent');
   const identity = await resolveAgentIdentity(config.agent);
   const { runAgent } = await loadHost();
+  for (const warning of configWarnings(config)) log.warn({ warning }, 'insecure secret file');
   const etcd = connectEtcd(config.etcd);
   try {
+    // Before registering: a wrong CA or a role without hosts/ or status/ refuses to start, naming the range.
+    await checkEtcdAccess({
+      client: etcd, etcd: config.etcd, ks: keyspace(config.prefix), component: 'agent',
+      waitForEtcd: { signal, onRetry: (err, attempt) => log.warn({ err, attempt }, 'cannot check etcd permissions yet (etcd unreachable); retrying') },
+    });
     await runAgent({
       etcd,
       prefix: config.prefix,

@@ -5,6 +5,10 @@ import { configFromOptions, type GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { openFleet } from '../fleet.js';
 import { connectEtcd } from '../../locks/index.js';
+import { configWarnings } from '../../config/index.js';
+import { keyspace } from '../../keyspace/index.js';
+import { checkEtcdAccess } from '../../security/index.js';
+import { isLoopbackListen } from '../../security/listen.js';
 
 /** Aborted on SIGTERM/SIGINT: the daemons wind down on it and `runCli` returns. */
 export function shutdownSignal(): AbortSignal {
@@ -28,9 +32,18 @@ export function registerDaemonCommands(program: Command): void {
       const log = createLogger('failover-controller');
       // Daemon code is loaded only by the daemon commands, keeping `status` and friends quick to start.
       const { runController } = await import('../../controller/index.js');
+      for (const warning of configWarnings(config)) log.warn({ warning }, 'insecure secret file');
+      if (!isLoopbackListen(config.controller.metricsListen)) {
+        log.warn({ metricsListen: config.controller.metricsListen }, '/metrics is served in plain HTTP beyond loopback: put it behind a TLS proxy or a firewall');
+      }
       const etcd = connectEtcd(config.etcd);
       try {
         const signal = shutdownSignal();
+        // Before campaigning: a controller elected without placements/ or journal/ would fail every failover.
+        await checkEtcdAccess({
+          client: etcd, etcd: config.etcd, ks: keyspace(config.prefix), component: 'controller',
+          waitForEtcd: { signal, onRetry: (err, attempt) => log.warn({ err, attempt }, 'cannot check etcd permissions yet (etcd unreachable); retrying') },
+        });
         const result = await runController({
           ...config.controller,
           etcd,

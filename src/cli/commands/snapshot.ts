@@ -69,7 +69,7 @@ export function registerSnapshotCommands(program: Command): void {
       const lockWaitS = Number(opts.lockWait);
       if (!Number.isFinite(lockWaitS) || lockWaitS < 0) throw new UsageError(`bad --lock-wait "${opts.lockWait}": expected seconds >= 0`);
       await withSession(opts, async ({ etcd, ks, io, config }) => {
-        const targets = resolveTargets(await readClusterState(etcd, ks), names);
+        const targets = resolveTargets(await readClusterState(etcd, ks, { servicesOnly: true }), names);
         {
           const results = await runSnapshots({
             ec2: await openEc2(config.aws),
@@ -92,7 +92,7 @@ export function registerSnapshotCommands(program: Command): void {
           // A skip (lock busy, pending snapshot) is not a failure: the next run catches up.
           if (results.some((r) => r.error)) process.exitCode = EXIT_FAILED;
         }
-      });
+      }, undefined, 'snapshot');
     });
 
   snapshot
@@ -103,7 +103,7 @@ export function registerSnapshotCommands(program: Command): void {
     .action(async (names: string[], _opts: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions & { json?: boolean }>();
       await withSession(opts, async ({ etcd, ks, io, config }) => {
-        const targets = resolveTargets(await readClusterState(etcd, ks), names);
+        const targets = resolveTargets(await readClusterState(etcd, ks, { servicesOnly: true }), names);
         if (targets.length === 0) return io.out(opts.json ? '[]' : 'no registered services');
         const snapshots = (await (await openEc2(config.aws)).listSnapshots({ volumeIds: targets.map((t) => t.volumeId), ownerSelf: true })).sort(
           (a, b) => a.volumeId.localeCompare(b.volumeId) || b.startTime - a.startTime,
@@ -116,6 +116,6 @@ export function registerSnapshotCommands(program: Command): void {
             rows.map((s) => [s.snapshotId, s.volumeId, s.tags[TAG_SERVICE] ?? '-', new Date(s.startTime).toISOString(), s.state, s.progress, s.managed ? 'yes' : 'no']),
           ),
         );
-      });
+      }, undefined, 'snapshot');
     });
 }
