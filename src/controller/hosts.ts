@@ -32,6 +32,8 @@ export interface HostTrackerOptions {
   log: Logger;
   /** Overrides `hostGraceMs(longest host TTL)` (tests); 0 disables the grace. */
   hostGraceMs?: number;
+  /** Called once per suspect mass vanishing (metrics). */
+  onSuspect?: () => void;
 }
 
 /**
@@ -102,6 +104,7 @@ export class HostTracker {
         // Leases revoked together (e.g. etcd resumed after a pause and expired them before any agent could
         // renew) come back as soon as the agents re-register: a grace first, so nothing moves for that.
         this.graceUntil = Math.max(this.graceUntil ?? 0, now + this.graceMs());
+        this.opts.onSuspect?.();
         log.warn(
           { vanished: recent.length, known: this.known.size, instanceIds: recent, graceMs: this.graceMs() },
           'many hosts vanished at once: suspect (an etcd or network event?); a grace, then their failovers paced',

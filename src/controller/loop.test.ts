@@ -161,7 +161,7 @@ describe('FailoverLoop against in-memory fakes', () => {
 
   it('many holders vanishing at once: failovers paced by host (at most one host per TTL here), all done in the end', async () => {
     const ttl = 300;
-    const { store, controller, running } = setup(8, 8, { leaseTtlMs: ttl, hostGraceMs: 0 });
+    const { store, metrics, controller, running } = setup(8, 8, { leaseTtlMs: ttl, hostGraceMs: 0 });
     await new Promise((r) => setTimeout(r, 100)); // the loop has seen all eight hosts
     for (let h = 1; h <= 5; h += 1) store.removeHost(inst(h));
     const lost = [1, 2, 3, 4, 5].map(vol);
@@ -169,6 +169,7 @@ describe('FailoverLoop against in-memory fakes', () => {
     const starts = lost.map((v) => store.journals.get(v)?.startedAt ?? NaN).sort((a, b) => a - b);
     for (let i = 1; i < starts.length; i += 1) expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(ttl);
     for (const v of lost) expect(store.placements.get(v)?.instanceId).toMatch(/^i-0+[678]$/);
+    expect(metrics.render()).toContain('ebs_failover_suspect_vanishings_total 1');
     controller.abort();
     await running;
   });

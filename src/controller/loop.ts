@@ -79,7 +79,7 @@ export class FailoverLoop {
   private wake: (() => void) | null = null;
 
   constructor(private readonly opts: LoopOptions) {
-    this.hosts = new HostTracker({ log: opts.log, hostGraceMs: opts.hostGraceMs });
+    this.hosts = new HostTracker({ log: opts.log, hostGraceMs: opts.hostGraceMs, onSuspect: () => opts.metrics.suspectVanishing() });
   }
 
   async run(): Promise<void> {
@@ -314,6 +314,7 @@ export class FailoverLoop {
 
   private persisted(previous: FailoverJournal | undefined, journal: FailoverJournal): void {
     const { metrics, log } = this.opts;
+    if (journal.excludedInstanceIds.length > (previous?.excludedInstanceIds.length ?? 0)) metrics.retargeted();
     if (previous && isActiveJournal(previous) && previous.step !== journal.step) {
       metrics.stepDuration(previous.step, Math.max(0, journal.stepStartedAt - previous.stepStartedAt) / 1000);
     }

@@ -19,6 +19,8 @@ export class ControllerMetrics {
   private active = 0;
   private leader = 0;
   private actionErrors = 0;
+  private retargets = 0;
+  private suspects = 0;
 
   failoverFinished(kind: string, outcome: 'done' | 'failed'): void {
     const key = labels({ kind, outcome });
@@ -48,6 +50,16 @@ export class ControllerMetrics {
     this.actionErrors += 1;
   }
 
+  /** A failover gave up its target (it died before `active`, or its attach stuck) and went on without it. */
+  retargeted(): void {
+    this.retargets += 1;
+  }
+
+  /** Many hosts vanished at once (an etcd or network event?): a grace, then paced failovers. */
+  suspectVanishing(): void {
+    this.suspects += 1;
+  }
+
   render(): string {
     const out: string[] = [
       '# HELP ebs_failover_failovers_total Failovers finished, by kind and outcome.',
@@ -74,6 +86,12 @@ export class ControllerMetrics {
       '# HELP ebs_failover_action_errors_total Failed controller actions (retried).',
       '# TYPE ebs_failover_action_errors_total counter',
       `ebs_failover_action_errors_total ${this.actionErrors}`,
+      '# HELP ebs_failover_retargets_total Failovers that gave up a target (lost before active, or attach stuck) and chose another.',
+      '# TYPE ebs_failover_retargets_total counter',
+      `ebs_failover_retargets_total ${this.retargets}`,
+      '# HELP ebs_failover_suspect_vanishings_total Times many hosts vanished at once (failovers then paced).',
+      '# TYPE ebs_failover_suspect_vanishings_total counter',
+      `ebs_failover_suspect_vanishings_total ${this.suspects}`,
     );
     return `${out.join('\n')}\n`;
   }
