@@ -45,6 +45,11 @@ export interface WorldOptions {
   repo?: string;
   /** Log level of the child processes (warn by default). */
   logLevel?: string;
+  /**
+   * Called once etcd, the EC2 endpoint and the observer client exist, before any agent or controller
+   * starts: an observer started here sees everything from the first write.
+   */
+  beforeProcesses?: (infra: { client: Etcd3; ks: Keyspace; ec2: Ec2Endpoint }) => Promise<void>;
   /** Each HTTP request a controller sends to EC2, as its proxy forwards it. */
   onEc2Request?: (controller: string, req: HttpRequestSeen) => void;
 }
@@ -105,6 +110,14 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   const ec2 = await startEc2Endpoint({ latencies: opts.latencies });
   const client = connectEtcd({ endpoints: etcd.endpoints });
   const ks = keyspace(`/chaos-${opts.name}/`);
+  try {
+    await opts.beforeProcesses?.({ client, ks, ec2 });
+  } catch (err) {
+    client.close();
+    await ec2.close();
+    await etcd.stop();
+    throw err;
+  }
   const logLevel = opts.logLevel ?? 'warn';
   const proxies: FaultProxy[] = [];
   const newProxy = async (name: string, port: number, onRequest?: (r: HttpRequestSeen) => void): Promise<FaultProxy> => {

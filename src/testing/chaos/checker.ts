@@ -61,6 +61,8 @@ export interface Interval {
 export const MUTATING_ACTIONS: ReadonlySet<string> = new Set(['AttachVolume', 'DetachVolume', 'StopInstances', 'TerminateInstances', 'CreateSnapshot', 'DeleteSnapshot']);
 /** A new leader's first call can reach EC2 a moment before our watch delivers its election key. */
 const ELECTION_WATCH_LAG_MS = 300;
+/** A lower term counts as sitting only if it outlived the call by this much (its delete may be seen late). */
+const SITTING_LEADER_MARGIN_MS = 2_000;
 /** A failover counts as caused by a fault on its host if the fault touched that host this long (plus the TTL) before. */
 const EXCUSE_SLACK_MS = 2_000;
 /** Changes this close before an outage belong to work begun before it. */
@@ -347,7 +349,30 @@ function leaderAt(timeline: ReturnType<typeof leaderTimeline>, t: number): { lea
   return cur;
 }
 
-/** 3. Mutating EC2 calls only by the leader of the current term. */
+/** Election keys as intervals (put seen → delete seen) with their candidate and term (create revision). */
+export function electionTerms(elections: readonly ElectionEvent[], end: number): { candidate: string; term: string; from: number; to: number }[] {
+  const open = new Map<string, { candidate: string; term: string; from: number }>();
+  const out: { candidate: string; term: string; from: number; to: number }[] = [];
+  for (const e of elections) {
+    const cur = open.get(e.key);
+    if (e.present && cur === undefined) open.set(e.key, { candidate: e.candidate, term: e.createRevision, from: e.at });
+    if (!e.present && cur !== undefined) {
+      out.push({ ...cur, to: e.at });
+      open.delete(e.key);
+    }
+  }
+  for (const cur of open.values()) out.push({ ...cur, to: end + 1 });
+  return out;
+}
+
+/**
+ * 3. Mutating EC2 calls only by the leader of the current term. Our view of the election comes from a
+ * watch, which lags (seconds, while an etcd member it used is down), so the check is built to never
+ * blame a lag: a call is a violation when the caller's term had already ENDED (its key deleted, as
+ * seen) before EC2 received the call and no newer term of the caller had begun (a late delete only
+ * hides a violation); or when, at receipt, a term with a lower revision than the caller's (a sitting
+ * leader) was still live and stayed live well past the call.
+ */
 export function checkLeaderOnlyMutations(tl: Timeline): { violations: Violation[]; notCheckable: NotCheckable[] } {
   const requests = tl.of('ec2-request').filter((r) => MUTATING_ACTIONS.has(r.action));
   const elections = tl.of('election');
@@ -356,17 +381,24 @@ export function checkLeaderOnlyMutations(tl: Timeline): { violations: Violation[
   const simRequests = tl.of('ec2-sim-request').filter((r) => MUTATING_ACTIONS.has(r.action) && r.caller !== null && r.term !== null && tl.world.controllers.includes(r.caller));
   if (tl.of('ec2-request').length === 0 && changesWithTerm.length === 0 && simRequests.length === 0) return { violations: [], notCheckable: [{ invariant: 3, reason: 'no EC2 request recorded with its caller (no controller proxy, no caller/term in the simulator history)' }] };
   if (elections.length === 0) return { violations: [], notCheckable: [{ invariant: 3, reason: 'no election key recorded: the leader at each moment is unknown' }] };
-  const leaders = leaderTimeline(elections);
+  const terms = electionTerms(elections, tl.end);
   const out: Violation[] = [];
   const checkOne = (e: Ec2RequestEvent | Ec2ChangeEvent | Ec2SimRequestEvent, caller: string, term: string | undefined, what: string): void => {
-    // Led at t, or became leader within the watch lag after t.
-    const candidates = [leaderAt(leaders, e.at), ...leaders.filter((x) => x.at > e.at && x.at <= e.at + ELECTION_WATCH_LAG_MS)];
-    const ok = candidates.some((x) => x.leader === caller && (term === undefined || x.term === term));
-    if (ok) return;
-    const cur = leaderAt(leaders, e.at);
-    out.push(mk(tl, 3, e.at, `${what} by ${caller}${term === undefined ? '' : ` (term ${term})`} reached EC2 at ${iso(e.at)} while the leader was ${cur.leader ?? 'nobody'}${cur.term === null ? '' : ` (term ${cur.term})`}`, { from: e.at, to: e.at }, [caller, ...('volumeId' in e && e.volumeId ? [e.volumeId] : [])]));
+    const t = e.at;
+    const mine = terms.filter((x) => x.candidate === caller && (term === undefined || x.term === term));
+    const liveMine = mine.filter((x) => x.from <= t + ELECTION_WATCH_LAG_MS && x.to > t);
+    let why: string | null = null;
+    const ended = mine.filter((x) => x.to <= t).sort((a, b) => b.to - a.to)[0];
+    if (liveMine.length === 0 && ended !== undefined) why = `its term ${ended.term} ended at ${iso(ended.to)}`;
+    for (const m of liveMine) {
+      const sitting = terms.find((x) => BigInt(x.term) < BigInt(m.term) && x.from <= t && x.to > t + SITTING_LEADER_MARGIN_MS);
+      if (sitting) why = `${sitting.candidate} (term ${sitting.term}) still led until ${iso(sitting.to)}`;
+    }
+    if (why === null) return;
+    const leaders = leaderAt(leaderTimeline(elections), t);
+    out.push(mk(tl, 3, t, `${what} by ${caller}${term === undefined ? '' : ` (term ${term})`} reached EC2 at ${iso(t)}: ${why}; leader then: ${leaders.leader ?? 'nobody'}${leaders.term === null ? '' : ` (term ${leaders.term})`}`, { from: t, to: t }, [caller, ...('volumeId' in e && e.volumeId ? [e.volumeId] : [])]));
   };
-  for (const r of requests) checkOne(r, r.caller, undefined, `${r.action}${r.force ? '(force)' : ''} ${r.volumeId ?? ''} ${r.instanceId ?? ''}`.trim());
+  for (const r of requests) checkOne(r, r.caller, undefined, `${r.action}${r.force ? '(force)' : ''} ${r.volumeId ?? ''} ${r.instanceId ?? ''}`.replace(/ +/g, ' ').trim());
   for (const q of simRequests) checkOne(q, q.caller as string, q.term as string, `${q.action}${q.force ? '(force)' : ''} ${q.volumeId ?? ''} ${q.instanceId ?? ''} (endpoint log, ${q.outcome})`.replace(/ +/g, ' '));
   for (const c of changesWithTerm) checkOne(c, c.caller as string, String(c.term), `attachment change ${c.volumeId} ${c.instanceId} → ${c.state}`);
   return { violations: out, notCheckable: [] };

@@ -87,6 +87,10 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       forceDetachAfterMs: config.forceDetachAfterMs, reportTimeoutMs: config.reportTimeoutMs,
       latencies: { attachMs: AWS_ATTACH_MS * config.ec2TimeScale, detachMs: AWS_DETACH_MS * config.ec2TimeScale },
       repo: config.repo,
+      beforeProcesses: async ({ client, ks }) => {
+        recorder = new EtcdRecorder(client, ks, record);
+        await recorder.start();
+      },
       logLevel: process.env.CHAOS_LOG_LEVEL ?? 'warn',
       agentVerifyEveryMs: config.leaseTtlMs,
       onEc2Request: (controller, req) => {
@@ -104,8 +108,6 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       hosts: w.agents.map((a) => ({ id: a.id, az: a.az ?? '' })), controllers: w.controllers.map((c) => c.id),
       services: w.services.map((s) => ({ unit: s.unit, volumeId: s.volumeId, az: s.az, registered: s.index < schedule.world.registered, mountUnit: s.mountUnit })),
     });
-    recorder = new EtcdRecorder(w.client, w.ks, record);
-    await recorder.start();
     log(`seed ${seed}: world up (${w.agents.length} hosts, ${w.controllers.length} controllers, ${schedule.world.registered} services) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     // Initial placement. Not settling is not a run error: the checker judges the services' downtime
     // from the start of the faults, so a world that never placed a service fails invariant 8 or 4.
