@@ -18,6 +18,8 @@ export interface Ec2SimOptions {
   /** Multiplies every simulated delay (real clock only): 0.01 runs AWS-like latencies 100× faster. */
   timeScale?: number;
   throttle?: ThrottleInput;
+  /** Where attachments appear; default: plain files in a device dir. `RealBlockDevices` (real-volumes.ts): loop devices. */
+  devices?: DeviceFiles;
 }
 
 export interface SimStats {
@@ -56,7 +58,7 @@ export class Ec2Sim {
       volumes: new Map(),
       snapshots: new Map(),
       clock,
-      devices: new DeviceFiles(),
+      devices: opts.devices ?? new DeviceFiles(),
       faults: new FaultBook(),
       history: this.history,
       latencies: { ...DEFAULT_LATENCIES, ...LatenciesInput.parse(opts.latencies ?? {}) },
