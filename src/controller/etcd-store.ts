@@ -8,6 +8,8 @@ export interface MirrorLike {
   entries(): Map<string, string>;
   on(event: 'change', listener: (...args: unknown[]) => void): unknown;
   off(event: 'change', listener: (...args: unknown[]) => void): unknown;
+  /** The lease a key was written under ('0': none); PrefixMirror has it, test doubles may not. */
+  leaseOf?(key: string): string | undefined;
 }
 
 /** A mirror seen as a plain emitter, for the 'reconnected' event (see `EtcdStore.onReconnect`). */
@@ -64,11 +66,11 @@ export class EtcdStore implements StorePort {
     return prefix !== null && key.startsWith(prefix);
   }
 
-  private decodeAll<S extends z.ZodType>(schema: S, mirror: MirrorLike, keyOf: (v: z.output<S>) => string): Map<string, z.output<S>> {
+  private decodeAll<S extends z.ZodType>(schema: S, mirror: MirrorLike, keyOf: (v: z.output<S>) => string, trusted?: (key: string, v: z.output<S>) => boolean): Map<string, z.output<S>> {
     const out = new Map<string, z.output<S>>();
     for (const [key, raw] of this.view(mirror)) {
       const value = decodeRecord(schema, key, raw, this.opts.log);
-      if (value !== undefined) out.set(keyOf(value), value);
+      if (value !== undefined && (trusted === undefined || trusted(key, value))) out.set(keyOf(value), value);
     }
     return out;
   }
@@ -80,9 +82,42 @@ export class EtcdStore implements StorePort {
       services: this.decodeAll(ServiceRecord, m.services, (s) => s.unit),
       placements: this.decodeAll(Placement, m.placements, (p) => p.volumeId),
       journals: this.decodeAll(FailoverJournal, m.journals, (j) => j.volumeId),
-      reports: this.decodeAll(AgentReport, m.reports, (r) => `${r.instanceId}/${r.volumeId}`),
+      reports: this.decodeAll(AgentReport, m.reports, (r) => `${r.instanceId}/${r.volumeId}`, (key, r) => this.reportTrusted(key, r)),
       requests: this.decodeAll(ManualRequest, m.requests, (r) => r.volumeId),
     };
+  }
+
+  /** Untrusted reports already logged (key and lease), so a forged report is logged once, not every tick. */
+  private readonly distrusted = new Set<string>();
+
+  /**
+   * etcd's agent role lets any agent write any host's status/ keys (a permission is a key range, not
+   * "your own keys"). A report is believed only when it is about the host whose key it sits under and
+   * was written under that host's live lease (the lease of `hosts/<instance>`): only that host's agent
+   * holds the lease, so another host's credentials cannot say "released" or "fenced" for it. Without
+   * lease information (test doubles) only the first check applies.
+   */
+  private reportTrusted(key: string, report: AgentReport): boolean {
+    const { ks, mirrors, log } = this.opts;
+    const instance = ks.tail(key, ks.statusPrefix()).split('/')[0] ?? '';
+    let reason: string | null = null;
+    if (report.instanceId !== instance) reason = `report names ${report.instanceId} but sits under status/${instance}/`;
+    else if (mirrors.reports.leaseOf && mirrors.hosts.leaseOf) {
+      const reportLease = mirrors.reports.leaseOf(key) ?? '0';
+      const hostLease = mirrors.hosts.leaseOf(ks.host(instance));
+      if (hostLease === undefined) reason = `no host record for ${instance}`;
+      else if (reportLease !== hostLease) reason = `written under lease ${reportLease}, not ${instance}'s host lease ${hostLease}`;
+    }
+    if (reason === null) return true;
+    // A host's record and its reports expire together, but the two mirrors see it at slightly different moments.
+    if (reason.startsWith('no host record')) return false;
+    const seen = `${key}@${mirrors.reports.leaseOf?.(key) ?? ''}`;
+    if (!this.distrusted.has(seen)) {
+      this.distrusted.add(seen);
+      if (this.distrusted.size > 10_000) this.distrusted.clear();
+      log.warn({ key, instanceId: instance, volumeId: report.volumeId, reason }, 'ignoring an agent report not written by that host');
+    }
+    return false;
   }
 
   async write(w: StoreWrite): Promise<void> {

@@ -22,6 +22,8 @@ export interface MirrorEvents {
  */
 export class PrefixMirror extends EventEmitter<MirrorEvents> {
   private map = new Map<string, string>();
+  /** Each key's lease id ('0' for none), so a consumer can tell who wrote a key (see leaseOf). */
+  private leases = new Map<string, string>();
   private readonly watch: PrefixWatch;
 
   constructor(client: Etcd3, readonly prefix: string, log: Logger) {
@@ -29,7 +31,7 @@ export class PrefixMirror extends EventEmitter<MirrorEvents> {
     this.watch = new PrefixWatch(
       client,
       prefix,
-      { onReset: (e) => this.reset(e), onEvents: (e) => this.apply(e), onReconnected: () => this.emit('reconnected') },
+      { onReset: (e, _revision, leases) => this.reset(e, leases), onEvents: (e) => this.apply(e), onReconnected: () => this.emit('reconnected') },
       log,
     );
   }
@@ -52,6 +54,11 @@ export class PrefixMirror extends EventEmitter<MirrorEvents> {
     return this.map.get(key);
   }
 
+  /** The lease a key was last written under ('0': none), or undefined for a key not in the mirror. */
+  leaseOf(key: string): string | undefined {
+    return this.map.has(key) ? (this.leases.get(key) ?? '0') : undefined;
+  }
+
   /** The etcd revision the contents reflect. */
   get revision(): bigint {
     return this.watch.revision;
@@ -62,16 +69,22 @@ export class PrefixMirror extends EventEmitter<MirrorEvents> {
     return this.watch.relists;
   }
 
-  private reset(entries: Map<string, string>): void {
+  private reset(entries: Map<string, string>, leases: Map<string, string> = new Map()): void {
     this.map = entries;
+    this.leases = leases;
     this.emit('change', 'reset');
   }
 
   private apply(events: PrefixEvent[]): void {
     const keys = new Set<string>();
     for (const ev of events) {
-      if (ev.type === 'put') this.map.set(ev.key, ev.value);
-      else this.map.delete(ev.key);
+      if (ev.type === 'put') {
+        this.map.set(ev.key, ev.value);
+        this.leases.set(ev.key, ev.lease ?? '0');
+      } else {
+        this.map.delete(ev.key);
+        this.leases.delete(ev.key);
+      }
       keys.add(ev.key);
     }
     this.emit('change', [...keys]);

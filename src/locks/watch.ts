@@ -16,12 +16,12 @@ const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 2_000;
 
 export type PrefixEvent =
-  | { type: 'put'; key: string; value: string; modRevision: bigint }
+  | { type: 'put'; key: string; value: string; modRevision: bigint; lease?: string }
   | { type: 'delete'; key: string; modRevision: bigint };
 
 export interface PrefixWatchHandlers {
   /** The full contents of the prefix (initial list, or re-list after compaction) at `revision`. */
-  onReset(entries: Map<string, string>, revision: bigint): void;
+  onReset(entries: Map<string, string>, revision: bigint, leases?: Map<string, string>): void;
   /** Changes in revision order. */
   onEvents(events: PrefixEvent[]): void;
   /**
@@ -72,9 +72,13 @@ export class PrefixWatch {
   private async list(): Promise<void> {
     const res = await etcdCall(this.client, `list ${this.prefix}`, () => this.client.getAll().prefix(this.prefix).exec());
     const entries = new Map<string, string>();
-    for (const kv of res.kvs) entries.set(kv.key.toString(), kv.value.toString());
+    const leases = new Map<string, string>();
+    for (const kv of res.kvs) {
+      entries.set(kv.key.toString(), kv.value.toString());
+      leases.set(kv.key.toString(), kv.lease);
+    }
     this.lastRevision = BigInt(res.header.revision);
-    this.handlers.onReset(entries, this.lastRevision);
+    this.handlers.onReset(entries, this.lastRevision, leases);
   }
 
   private schedule(delayMs: number): void {
@@ -171,5 +175,5 @@ export class PrefixWatch {
 
 function toEvent(type: string, kv: IKeyValue, modRevision: bigint): PrefixEvent {
   const key = kv.key.toString();
-  return type === 'Delete' ? { type: 'delete', key, modRevision } : { type: 'put', key, value: kv.value.toString(), modRevision };
+  return type === 'Delete' ? { type: 'delete', key, modRevision } : { type: 'put', key, value: kv.value.toString(), modRevision, lease: kv.lease };
 }
