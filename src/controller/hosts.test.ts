@@ -30,10 +30,12 @@ describe('HostTracker', () => {
     expect(t.graceUntil).toBe(NOW + 6_000 + hostGraceMs(TTL));
   });
 
-  it('no host known yet: the agents\' default TTL (10 s)', () => {
+  it('no host known yet: the agents\' default TTL (10 s), shortened once the hosts (and their TTL) are known', () => {
     const t = new HostTracker({ log: silentLogger() });
     t.observe(snap([]), NOW);
     expect(t.graceUntil).toBe(NOW + hostGraceMs(10_000));
+    t.observe(snap([1]), NOW + 200);
+    expect(t.graceUntil).toBe(NOW + hostGraceMs(TTL));
   });
 
   it.each<[string, number, number[], boolean]>([

@@ -46,6 +46,12 @@ export class HostTracker {
   readonly known = new Map<string, HostRecord>();
   /** No host is called dead before this; null until the first look. */
   graceUntil: number | null = null;
+  /**
+   * When the current grace began (election, reconnect, suspect vanishing). Its length is recomputed on
+   * every look from the longest TTL known then: a term that began before any host record was read
+   * starts with the 10 s default and shortens to the real TTL once the hosts are known.
+   */
+  private graceFrom: number | null = null;
   private readonly lastSeen = new Map<string, number>();
   /** Hosts live at the previous look, and when each known host vanished (cleared when it is back). */
   private liveBefore = new Set<string>();
@@ -82,8 +88,8 @@ export class HostTracker {
       this.lastSeen.set(instanceId, now);
       this.vanishedAt.delete(instanceId);
     }
-    if (this.graceUntil === null || this.reconnectPending) {
-      this.graceUntil = Math.max(this.graceUntil ?? 0, now + this.graceMs());
+    if (this.graceFrom === null || this.reconnectPending) {
+      this.graceFrom = now;
       log.info({ graceMs: this.graceMs(), why: this.reconnectPending ? 'etcd reconnected' : 'elected' }, 'hosts have a grace before any is called dead');
       this.reconnectPending = false;
     }
@@ -91,6 +97,7 @@ export class HostTracker {
     this.liveBefore = new Set(snap.hosts.keys());
     this.noticeSuspect(snap, now);
     this.forget(snap, now);
+    this.graceUntil = this.graceFrom + this.graceMs();
   }
 
   private noticeSuspect(snap: StoreSnapshot, now: number): void {
@@ -103,7 +110,7 @@ export class HostTracker {
         this.suspect = { hosts: new Set(recent), at: now };
         // Leases revoked together (e.g. etcd resumed after a pause and expired them before any agent could
         // renew) come back as soon as the agents re-register: a grace first, so nothing moves for that.
-        this.graceUntil = Math.max(this.graceUntil ?? 0, now + this.graceMs());
+        this.graceFrom = now;
         this.opts.onSuspect?.();
         log.warn(
           { vanished: recent.length, known: this.known.size, instanceIds: recent, graceMs: this.graceMs() },
