@@ -59,6 +59,8 @@ export interface FleetInHost {
   tokenLimit?: number;
   /** engine_reconcile_interval in seconds (default 1 here, 2 in fleet). */
   reconcileIntervalS?: number;
+  /** Also serve the API on <host ip>:<tcpPort> (for a controller outside the hosts). */
+  tcpPort?: number;
 }
 
 export interface RealHostOptions {
@@ -66,6 +68,8 @@ export interface RealHostOptions {
   /** N of 127.0.0.N (2..254). */
   ipIndex: number;
   fleet?: FleetInHost;
+  /** The host's /etc/machine-id (a host that comes back keeps its id); default: a fresh one. */
+  machineId?: string;
   /** Files written into the host's root before boot (path inside the host → content). */
   files?: Record<string, string>;
   /** Units to enable before boot (symlinked into multi-user.target.wants / sockets.target.wants). */
@@ -148,7 +152,10 @@ export function fleetConfig(f: FleetInHost, ip: string): string {
   ].join('\n');
 }
 
-const FLEET_SOCKET_UNIT = '[Unit]\nDescription=fleet API socket\n[Socket]\nListenStream=/run/fleet.sock\nSocketMode=0660\n[Install]\nWantedBy=sockets.target\n';
+function fleetSocketUnit(ip: string, tcpPort: number | undefined): string {
+  const tcp = tcpPort ? `ListenStream=${ip}:${tcpPort}\n` : '';
+  return `[Unit]\nDescription=fleet API socket\n[Socket]\nListenStream=/run/fleet.sock\n${tcp}SocketMode=0660\n[Install]\nWantedBy=sockets.target\n`;
+}
 const FLEET_SERVICE_UNIT =
   '[Unit]\nDescription=fleet daemon (v1.0.0, built by scripts/build-fleet.sh)\nRequires=fleet.socket\nAfter=fleet.socket\n' +
   '[Service]\nExecStart=/opt/fleet/fleetd -config /etc/fleet/fleet.conf\nRestart=always\nRestartSec=1\n' +
@@ -211,7 +218,7 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
     run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${PG_ROOTFS_DIR},upperdir=${upper},workdir=${work}`, merged]);
     run('mount', ['-t', 'tmpfs', '-o', 'mode=755,nosuid,nodev,size=64m', 'tmpfs', join(merged, 'run')]);
     if (!existsSync(join(merged, PG_ROOTFS_MARKER))) throw new Error(`overlay at ${merged} lacks ${PG_ROOTFS_MARKER}`);
-    const machineId = randomBytes(16).toString('hex');
+    const machineId = opts.machineId ?? randomBytes(16).toString('hex');
     writeFileSync(join(merged, 'etc/machine-id'), `${machineId}\n`);
     mkdirSync(join(merged, 'var/lib/dbus'), { recursive: true });
     rmSync(join(merged, 'var/lib/dbus/machine-id'), { force: true });
@@ -225,7 +232,7 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
       if (realFleetAvailable()) throw new Error(`real fleet unavailable: ${realFleetAvailable()}`);
       roBind(FLEET_DIR, join(merged, 'opt/fleet'));
       files['/etc/fleet/fleet.conf'] = fleetConfig(opts.fleet, ip);
-      files['/etc/systemd/system/fleet.socket'] = FLEET_SOCKET_UNIT;
+      files['/etc/systemd/system/fleet.socket'] = fleetSocketUnit(ip, opts.fleet.tcpPort);
       files['/etc/systemd/system/fleet.service'] = FLEET_SERVICE_UNIT;
       enable.push('fleet.socket');
     }

@@ -34,6 +34,8 @@ export interface RealVolumesOptions {
   imagesDir: string;
   /** Size of a new image in MiB (default 64: enough for a PostgreSQL cluster and some rows). */
   sizeMiB?: number;
+  /** ext4 label of new images (default: the volume id, cut to ext4's 16 bytes). */
+  fsLabel?: string;
   /** Called for every noteworthy step (the endpoint logs it). */
   log?: (msg: string, fields: Record<string, unknown>) => void;
 }
@@ -121,7 +123,7 @@ export class RealBlockDevices extends DeviceFiles {
     if (!existsSync(image)) {
       sh('truncate', ['-s', `${this.sizeMiB}M`, `${image}.partial`]);
       // Label = the volume id (ext4 labels hold 16 bytes), so a mounted disk says which volume it is.
-      sh('mkfs.ext4', ['-q', '-F', '-L', volumeId.slice(0, 16), `${image}.partial`]);
+      sh('mkfs.ext4', ['-q', '-F', '-L', (this.opts.fsLabel ?? volumeId).slice(0, 16), `${image}.partial`]);
       sh('mv', [`${image}.partial`, image]);
       this.log('real volume image created', { volumeId, image, sizeMiB: this.sizeMiB });
     }
@@ -161,20 +163,27 @@ export class RealBlockDevices extends DeviceFiles {
       entry.waiting = setTimeout(() => this.expose(entry), RELEASE_POLL_MS);
       return;
     }
-    const loop = sh('losetup', ['-f', '--show', entry.image]);
-    entry.loop = loop;
-    const rdev = statSync(loop).rdev;
-    const major = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-    const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-    rmSync(entry.node, { force: true });
-    sh('mknod', ['-m', '660', entry.node, 'b', String(major), String(minor)]);
-    for (const link of entry.links) {
-      mkdirSync(join(link, '..'), { recursive: true });
-      rmSync(link, { force: true });
-      const target = link.includes('/disk/by-id/') ? join('..', '..', basename(entry.node)) : basename(entry.node);
-      symlinkSync(target, link);
+    try {
+      const loop = sh('losetup', ['-f', '--show', entry.image]);
+      entry.loop = loop;
+      const rdev = statSync(loop).rdev;
+      const major = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+      const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+      rmSync(entry.node, { force: true });
+      sh('mknod', ['-m', '660', entry.node, 'b', String(major), String(minor)]);
+      for (const link of entry.links) {
+        mkdirSync(join(link, '..'), { recursive: true });
+        rmSync(link, { force: true });
+        const target = link.includes('/disk/by-id/') ? join('..', '..', basename(entry.node)) : basename(entry.node);
+        symlinkSync(target, link);
+      }
+      this.log('real volume exposed', { volumeId: entry.volumeId, instanceId: entry.instanceId, node: entry.node, loop });
+    } catch (err) {
+      // The host died between attach and now (its /proc/<pid>/root is gone): EC2 says attached, no node
+      // appears, and the detach that follows releases the loop.
+      this.problems.push({ at: Date.now(), volumeId: entry.volumeId, instanceId: entry.instanceId, message: `could not expose: ${(err as Error).message}` });
+      this.log('real volume could not be exposed', { volumeId: entry.volumeId, instanceId: entry.instanceId, err: (err as Error).message });
     }
-    this.log('real volume exposed', { volumeId: entry.volumeId, instanceId: entry.instanceId, node: entry.node, loop });
   }
 
   override isMarkedInUse(devicePath: string | undefined): boolean {
