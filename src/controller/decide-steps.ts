@@ -18,6 +18,11 @@ export function wait(o: Observed, volumeId: string, reason: string, requeueAfter
   return { kind: 'wait', volumeId, requeueAfterMs, reason };
 }
 
+/** `instanceId`'s lease is gone within the grace: look again exactly when the grace ends. */
+export function graceWait(o: Observed, volumeId: string, instanceId: string): Decision {
+  return wait(o, volumeId, graceReason(o, instanceId), Math.max(1, (o.graceUntil ?? o.now) - o.now));
+}
+
 /** The volume's one attachment in any state (Multi-Attach volumes are refused above). */
 export function attachmentOf(volume: VolumeInfo): VolumeAttachment | undefined {
   return volume.attachments[0];
@@ -66,7 +71,7 @@ function decideDetected(o: Observed, j: FailoverJournal, service: ServiceRecord)
     return releaseOr(o, j, service, advance(j, 'detaching', o.now, note), note);
   }
   const fromIs = liveness(o, from);
-  if (j.kind === 'manual' && fromIs === 'grace') return wait(o, j.volumeId, graceReason(o, from), o.config.pollMs * 4);
+  if (j.kind === 'manual' && fromIs === 'grace') return graceWait(o, j.volumeId, from);
   if (j.kind === 'auto' || fromIs === 'gone') {
     // Its lease is gone, so its self-fence (last keepalive + TTL − margin) has already fired; the
     // placement → nobody keeps it down should it come back before the volume has moved.
@@ -95,7 +100,7 @@ function decideReleasing(o: Observed, j: FailoverJournal, service: ServiceRecord
     return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'detaching', o.now, `${from} released ${service.unit}`), reason: `${from} released ${service.unit}` };
   }
   const fromIs = liveness(o, from);
-  if (fromIs === 'grace') return wait(o, j.volumeId, graceReason(o, from), o.config.pollMs * 4);
+  if (fromIs === 'grace') return graceWait(o, j.volumeId, from);
   if (fromIs === 'gone') return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'fencing', o.now, `${from} died while releasing`), reason: `${from} died while releasing: fencing it` };
   if (report && report.generation >= generation && report.phase === 'failed') return fail(o, j, `${from} failed to release ${service.unit}: ${report.error ?? 'no error given'}`);
   if (o.now - j.stepStartedAt > o.config.releaseTimeoutMs) return fail(o, j, `${from} did not release ${service.unit} within ${o.config.releaseTimeoutMs} ms`);
@@ -169,7 +174,7 @@ function toAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord, vo
   if (j.kind === 'manual' && j.toInstanceId !== null && !excluded.has(j.toInstanceId)) {
     const target = j.toInstanceId;
     const targetIs = liveness(o, target);
-    if (targetIs === 'grace') return wait(o, j.volumeId, graceReason(o, target), o.config.pollMs * 4);
+    if (targetIs === 'grace') return graceWait(o, j.volumeId, target);
     const host = o.hosts.get(target);
     if (host) {
       const problem = hostProblem(o, service, volume.az, host);
@@ -239,7 +244,7 @@ function decideAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord
   if (volume.state !== 'available') return wait(o, j.volumeId, `volume is ${volume.state}`);
   if (j.step === 'blocked' || target === null || j.device === null) return toAttaching(o, j, service, volume, 'retrying placement');
   const targetIs = liveness(o, target);
-  if (targetIs === 'grace') return wait(o, j.volumeId, graceReason(o, target), o.config.pollMs * 4);
+  if (targetIs === 'grace') return graceWait(o, j.volumeId, target);
   const host = o.hosts.get(target);
   if (!host || host.az !== volume.az) return toAttaching(o, j, service, volume, `target ${target} is gone`);
   if (o.now - j.stepStartedAt > o.config.attachTimeoutMs) return fail(o, j, `attach to ${target} did not finish within ${o.config.attachTimeoutMs} ms`);
@@ -263,7 +268,7 @@ function decideStarting(o: Observed, j: FailoverJournal, service: ServiceRecord)
   }
   if (report && report.generation === generation && report.phase === 'failed') return fail(o, j, `agent on ${target} failed: ${report.error ?? 'no error given'}`);
   const targetIs = liveness(o, target);
-  if (targetIs === 'grace') return wait(o, j.volumeId, graceReason(o, target), o.config.pollMs * 4);
+  if (targetIs === 'grace') return graceWait(o, j.volumeId, target);
   if (targetIs === 'gone') {
     // A dead target is not an EC2 error: fail over again at once, from it and without it. Its lease is
     // gone, so it has fenced itself; placement → nobody keeps it down should it come back.

@@ -1,8 +1,8 @@
 import type { FailoverJournal, ManualRequest, ServiceRecord } from '../keyspace/records.js';
 import type { VolumeInfo } from '../ec2/types.js';
-import { attachmentOf, decideStep, fail, placementFor, wait } from './decide-steps.js';
+import { attachmentOf, decideStep, fail, graceWait, placementFor, wait } from './decide-steps.js';
 import type { Decision } from './decision.js';
-import { graceReason, isActiveJournal, liveness, reportKey, serviceOfVolume, type Observed } from './observed.js';
+import { isActiveJournal, liveness, reportKey, serviceOfVolume, type Observed } from './observed.js';
 import { chooseTarget, hostProblem } from './placement.js';
 import { causeOf, newJournal, type FailoverCause } from './state.js';
 
@@ -76,7 +76,7 @@ function decideSteady(o: Observed, service: ServiceRecord, volume: VolumeInfo, l
 
   if (holder !== null) {
     const holderIs = liveness(o, holder);
-    if (holderIs === 'grace') return wait(o, volumeId, graceReason(o, holder), o.config.pollMs * 4);
+    if (holderIs === 'grace') return graceWait(o, volumeId, holder);
     if (holderIs === 'gone') return startAuto('holder-lost', holder, `holder ${holder}'s lease is gone`);
     if (attachment === undefined) {
       if (volume.state !== 'available') return wait(o, volumeId, `volume is ${volume.state}`);
@@ -99,7 +99,7 @@ function decideSteady(o: Observed, service: ServiceRecord, volume: VolumeInfo, l
     return startAuto('placement', null, 'volume is placed nowhere and attached nowhere: choosing a host');
   }
   const attachedIs = liveness(o, attachment.instanceId);
-  if (attachedIs === 'grace') return wait(o, volumeId, graceReason(o, attachment.instanceId), o.config.pollMs * 4);
+  if (attachedIs === 'grace') return graceWait(o, volumeId, attachment.instanceId);
   if (attachedIs === 'gone') return startAuto('holder-lost', attachment.instanceId, `placed nowhere, attached to ${attachment.instanceId} which has no live agent`);
   if (attachment.state !== 'attached') return wait(o, volumeId, `attachment to ${attachment.instanceId} is ${attachment.state}`);
   const next = placementFor(service, placement, attachment.instanceId, attachment.device, o.now);
