@@ -112,6 +112,14 @@ describe('etcd with TLS, client certificates and one role per component', () => 
     // Nothing was registered under that instance.
     expect(await admin.get(world.ks.host('i-0123456789abcdef0')).string()).toBeNull();
 
+    // The controller's identity reads everything but may not write hosts/: the write probe (a
+    // transaction whose compare is false) is denied, and nothing was written.
+    const agentAsController = await world.cli('controller', ['agent', '--instance-id', 'i-0123456789abcdef3', '--az', 'us-east-1a', '--private-ip', '10.0.9.6',
+      '--device-root', join(world.dir, 'nodev'), '--lease-state-file', join(world.dir, 'nolease3')], { EBS_FAILOVER_MACHINE_ID: hex(32) });
+    expect(agentAsController.code).toBe(1);
+    expect(agentAsController.stderr).toContain(`denies write on ${world.ks.hostsPrefix()} to user "${userOf('controller', ROLE_PREFIX)}", which the agent needs`);
+    expect(await admin.getAll().prefix(world.ks.hostsPrefix()).keys()).not.toContain(`${world.ks.hostsPrefix()}.permission-probe`);
+
     const controller = await world.cli('agent', ['controller', '--candidate-id', 'wrong-identity']);
     expect(controller.code).toBe(1);
     expect(controller.stderr).toContain(`denies read on ${world.ks.prefix} to user "${userOf('agent', ROLE_PREFIX)}", which the controller needs`);
