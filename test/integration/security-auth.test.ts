@@ -108,6 +108,23 @@ describe('etcd with auth: users, passwords from owner-only files, one role per c
     }
   }, 60_000);
 
+  it('failover etcd-roles --apply creates the roles through the API (idempotent), with the grants it prints', async () => {
+    world.writeConfig('root', { username: 'root', passwordFile: passwordFile('root', ROOT_PASSWORD) });
+    const prefix = `apply-${hex(4)}-`;
+    for (let run = 0; run < 2; run += 1) {
+      const res = await world.cli('root', ['etcd-roles', '--apply', '--role-prefix', prefix]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toContain(`etcdctl role grant-permission ${prefix}agent --prefix=true readwrite ${world.ks.statusPrefix()}`);
+      expect(res.stderr).toContain(`${run === 0 ? 'created' : 'updated'} role ${prefix}controller`);
+      expectNoPassword(res.stdout + res.stderr);
+    }
+    const perms = await admin.role(`${prefix}snapshot`).permissions();
+    const granted = perms.map((p) => `${p.permission} ${p.range.start.toString()}`).sort();
+    expect(granted).toEqual([`Read ${world.ks.servicesPrefix()}`, `Readwrite ${world.ks.locksPrefix()}`]);
+    const roles = (await admin.getRoles()).map((r) => r.name).filter((n) => n.startsWith(prefix)).sort();
+    expect(roles).toEqual(['agent', 'controller', 'operator', 'snapshot'].map((c) => `${prefix}${c}`));
+  }, 120_000);
+
   it('a wrong password is refused in words that name the user and the endpoint, never the password', async () => {
     const user = userOf('operator', ROLE_PREFIX);
     const wrong = `wrong-${hex(24)}`;
