@@ -57,6 +57,11 @@ export class FixtureProc {
     }
   }
 
+  /** The process stopped itself (a fixture's pause hook): it is frozen until someone sends SIGCONT. */
+  markFrozen(): void {
+    this.frozen = true;
+  }
+
   signal(sig: NodeJS.Signals): void {
     if (this.exited) return;
     this.child.kill(sig);

@@ -37,6 +37,8 @@ export interface WorldOptions {
   forceDetachAfterMs: number;
   reportTimeoutMs: number;
   latencies: Partial<Latencies>;
+  /** Extra fixture options for every controller (e.g. `pauseBeforeMutation`); older fixtures ignore them. */
+  controllerExtra?: Record<string, unknown>;
   /** Agent re-verify period (fixture option `verifyEveryMs`, where the fixture has it). */
   agentVerifyEveryMs?: number;
   /** Where ledgers and device dirs go (a new temp dir by default; removed by stop() only if we made it). */
@@ -166,6 +168,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     const config = {
       etcdEndpoints: etcdProxies.map((p) => p.url), ec2Endpoint: ec2Proxy.url, prefix: ks.prefix, candidateId,
       electionTtlMs: opts.electionTtlMs, forceDetachAfterMs: opts.forceDetachAfterMs, reportTimeoutMs: opts.reportTimeoutMs,
+      ...opts.controllerExtra,
     };
     const spawnController = (): FixtureProc => new FixtureProc(candidateId, repo, CONTROLLER_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_CONTROLLER: JSON.stringify(config) });
     const member: Member = {

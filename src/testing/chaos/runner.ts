@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { currentLeader } from '../../locks/index.js';
 import type { HttpRequestSeen, ProxyMode } from '../fault-proxy.js';
 import { createRng } from '../prng.js';
+import type { FixtureProc } from '../proc.js';
 import { buildWorld, type Member, type World } from '../world.js';
 import { check, type CheckResult } from './checker.js';
 import { sortHistory, toJsonl, type Effect, type HistoryEvent, type OperatorEvent } from './history.js';
@@ -87,6 +88,9 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       forceDetachAfterMs: config.forceDetachAfterMs, reportTimeoutMs: config.reportTimeoutMs,
       latencies: { attachMs: AWS_ATTACH_MS * config.ec2TimeScale, detachMs: AWS_DETACH_MS * config.ec2TimeScale },
       repo: config.repo,
+      // Issue 9 finding 1 needs a leader frozen right before it writes a DetachVolume: fixtures that have
+      // the hook stop themselves there (once per process); the player records and thaws the pause.
+      ...(schedule.steps.some((x) => x.fault.kind === 'freeze-leader-before-detach') ? { controllerExtra: { pauseBeforeMutation: 'DetachVolume' } } : {}),
       beforeProcesses: async ({ client, ks }) => {
         recorder = new EtcdRecorder(client, ks, record);
         await recorder.start();
@@ -228,8 +232,38 @@ class Player {
     return this.registeredSet;
   }
 
+  /** Lines of each controller process already looked at for a self-pause. */
+  private readonly pauseSeen = new Map<FixtureProc, number>();
+  /** The freeze composite takes over a pause while it runs; otherwise a pause is thawed after 3 TTL. */
+  private onPause: ((m: Member, id: number) => void) | null = null;
+  private pauseTimer: NodeJS.Timeout | null = null;
+
+  /** Watches controllers for the fixture's `pausing` line (it SIGSTOPped itself before a mutation). */
+  private watchPauses(): void {
+    this.pauseTimer = setInterval(() => {
+      for (const m of this.w.controllers) {
+        const seen = this.pauseSeen.get(m.proc) ?? 0;
+        const lines = m.proc.lines;
+        this.pauseSeen.set(m.proc, lines.length);
+        const line = lines.slice(seen).find((l) => l.includes('"pausing"'));
+        if (line === undefined) continue;
+        m.proc.markFrozen();
+        const id = this.inject('self-pause', 'freeze-leader-before-detach', [m.id], 'frozen', { line: line.slice(0, 300) });
+        if (this.onPause) {
+          this.onPause(m, id);
+          continue;
+        }
+        this.tasks.push(this.hold(3 * this.config.leaseTtlMs).then(() => {
+          m.proc.signal('SIGCONT');
+          this.heal(id, 'self-pause', 'freeze-leader-before-detach', [m.id], 'frozen');
+        }));
+      }
+    }, 20);
+  }
+
   async run(): Promise<void> {
     const t0 = Date.now();
+    this.watchPauses();
     const jitter = createRng(this.schedule.seed).fork('jitter');
     const attachMs = AWS_ATTACH_MS * this.config.ec2TimeScale;
     const detachMs = AWS_DETACH_MS * this.config.ec2TimeScale;
@@ -514,6 +548,12 @@ class Player {
     }
     return this.exclusive([leader.id, holder.id], async () => {
       let frozenId: number | null = null;
+      let frozen: Member = leader;
+      this.onPause = (m, id) => {
+        if (frozenId !== null) return;
+        frozenId = id;
+        frozen = m;
+      };
       const hook = (controller: string, req: HttpRequestSeen): void => {
         if (frozenId !== null || controller !== leader.id) return;
         const p = new URLSearchParams(req.body);
@@ -543,9 +583,10 @@ class Player {
       if (!this.healing) await this.cli('move', s.unit, [s.unit, '--to', holder.id, '--timeout', String(Math.round((4 * this.config.leaseTtlMs) / 1000) + 10)], 0);
       await this.hold(Math.max(0, thawAt - Date.now()));
       this.requestHooks.splice(this.requestHooks.indexOf(hook), 1);
+      this.onPause = null;
       if (frozenId !== null) {
-        leader.proc.signal('SIGCONT');
-        this.heal(frozenId, 'sigstop', f.kind, [leader.id], 'frozen');
+        frozen.proc.signal('SIGCONT');
+        this.heal(frozenId, 'sigstop', f.kind, [frozen.id], 'frozen');
         // Give the thawed controller a moment to do whatever it still had to do, under this fault's exclusivity.
         await this.hold(2 * this.config.leaseTtlMs);
       }
@@ -585,6 +626,7 @@ class Player {
     for (const wake of [...this.wake]) wake();
     await Promise.all(this.tasks);
     if (this.jitterTimer) clearInterval(this.jitterTimer);
+    if (this.pauseTimer) clearInterval(this.pauseTimer);
     this.w.ec2.sim.clearFaults();
     this.w.ec2.sim.setLatencies({ attachMs: AWS_ATTACH_MS * this.config.ec2TimeScale, detachMs: AWS_DETACH_MS * this.config.ec2TimeScale });
     for (const m of [...this.w.agents, ...this.w.controllers]) {
