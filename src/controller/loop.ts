@@ -70,7 +70,8 @@ export class FailoverLoop {
   private readonly backoff = new Map<string, { until: number; delayMs: number }>();
   /** Liveness bookkeeping: known hosts, the grace, suspect mass vanishings and their pacing. */
   private readonly hosts: HostTracker;
-  private instances: { at: number; map: Map<string, InstanceInfo> } = { at: -Infinity, map: new Map() };
+  /** The last DescribeInstances: when, what it returned, and which ids it asked for. */
+  private instances: { at: number; map: Map<string, InstanceInfo>; asked: Set<string> } = { at: -Infinity, map: new Map(), asked: new Set() };
   /** Device names EC2 refused as in use, by instance id: merged into what DescribeInstances shows. */
   private readonly takenDevices = new Map<string, Map<string, number>>();
   private lastResync = -Infinity;
@@ -216,14 +217,17 @@ export class FailoverLoop {
   }
 
   private async liveInstances(snap: StoreSnapshot, now: number): Promise<Map<string, InstanceInfo>> {
-    const missing = [...snap.hosts.keys()].some((id) => !this.instances.map.has(id));
+    // A host that joined since the last look (not asked for yet) is looked up soon; one EC2 does not
+    // describe at all (not eligible anyway) waits for the normal refresh, so it costs no extra calls.
+    const missing = [...snap.hosts.keys()].some((id) => !this.instances.asked.has(id));
     const age = now - this.instances.at;
     if (age >= LOOP_TIMING.instancesCacheMs || (missing && age >= LOOP_TIMING.instancesMissingRefreshMs)) {
       const ids = [...snap.hosts.keys()].sort();
       try {
-        this.instances = { at: now, map: ids.length > 0 ? await describeInstances(this.opts.ec2, ids, this.opts.signal) : new Map() };
+        this.instances = { at: now, map: ids.length > 0 ? await describeInstances(this.opts.ec2, ids, this.opts.signal) : new Map(), asked: new Set(ids) };
       } catch (err) {
-        // Device names then come from volume attachments and journals only; the attach fails loudly if one is taken.
+        // The last answer stays (instance states and device names; hosts it lacks are not eligible targets);
+        // device names also come from attachments and journals, and the attach fails loudly if one is taken.
         this.opts.log.warn({ err }, 'DescribeInstances failed; choosing devices from what is known');
       }
     }
