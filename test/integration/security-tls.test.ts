@@ -102,6 +102,30 @@ describe('etcd with TLS, client certificates and one role per component', () => 
     }
   }, 120_000);
 
+  it('the controller ignores a report one agent writes under another host\'s status/ key (etcd cannot stop that write)', async () => {
+    if (!world.hosts.some((h) => h.agent.running)) world.addAgent('agent');
+    if (!world.controllerRunning()) world.startController('controller');
+    const victim = world.hosts.find((h) => h.agent.running);
+    if (!victim) throw new Error('no running agent');
+    await until(async () => (await admin.get(world.ks.host(victim.instanceId)).string()) !== null, 60_000, 'victim registered');
+    // Another host's agent identity: the agent role may write any status/ key, under its own lease.
+    const attacker = connectEtcd({ endpoints: [etcd.endpoint], ...certOf('agent') });
+    const lease = attacker.lease(30);
+    try {
+      const volumeId = `vol-${hex(17)}`;
+      const key = world.ks.status(victim.instanceId, volumeId);
+      const forged = { instanceId: victim.instanceId, volumeId, unit: `postgres@${volumeId}`, generation: 1, phase: 'released', mountActive: false, unitActive: false, error: null, at: Date.now() };
+      await lease.put(key).value(JSON.stringify(forged));
+      expect(await admin.get(key).string()).not.toBeNull();
+      await until(() => world.logs().includes(`"key":"${key}"`) && world.logs().includes('ignoring an agent report not written by that host'), 60_000, 'the controller logs the forged report as ignored');
+      const line = world.logs().split('\n').find((l) => l.includes(`"key":"${key}"`)) ?? '';
+      expect(line).toContain(`not ${victim.instanceId}'s host lease`);
+    } finally {
+      await lease.revoke().catch(() => undefined);
+      attacker.close();
+    }
+  }, 120_000);
+
   it('refuses to start a component whose identity lacks a key range, naming the range', async () => {
     world.writeConfig('agent-as-snapshot', certOf('snapshot'));
     const agent = await world.cli('agent-as-snapshot', ['agent', '--instance-id', 'i-0123456789abcdef0', '--az', 'us-east-1a', '--private-ip', '10.0.9.9',
