@@ -234,8 +234,8 @@ class Player {
 
   /** Lines of each controller process already looked at for a self-pause. */
   private readonly pauseSeen = new Map<FixtureProc, number>();
-  /** The freeze composite takes over a pause while it runs; otherwise a pause is thawed after 3 TTL. */
-  private onPause: ((m: Member, id: number) => void) | null = null;
+  /** The freeze composite takes over the first pause while it runs; any other pause is thawed after TTL/4. */
+  private onPause: ((m: Member, id: number) => boolean) | null = null;
   private pauseTimer: NodeJS.Timeout | null = null;
 
   /** Watches controllers for the fixture's `pausing` line (it SIGSTOPped itself before a mutation). */
@@ -249,11 +249,9 @@ class Player {
         if (line === undefined) continue;
         m.proc.markFrozen();
         const id = this.inject('self-pause', 'freeze-leader-before-detach', [m.id], 'frozen', { line: line.slice(0, 300) });
-        if (this.onPause) {
-          this.onPause(m, id);
-          continue;
-        }
-        this.tasks.push(this.hold(3 * this.config.leaseTtlMs).then(() => {
+        if (this.onPause?.(m, id) === true) continue;
+        // Not the composite's: a short pause (a GC pause well inside the lease), then on.
+        this.tasks.push(this.hold(Math.floor(this.config.leaseTtlMs / 4)).then(() => {
           m.proc.signal('SIGCONT');
           this.heal(id, 'self-pause', 'freeze-leader-before-detach', [m.id], 'frozen');
         }));
@@ -550,9 +548,10 @@ class Player {
       let frozenId: number | null = null;
       let frozen: Member = leader;
       this.onPause = (m, id) => {
-        if (frozenId !== null) return;
+        if (frozenId !== null) return false;
         frozenId = id;
         frozen = m;
+        return true;
       };
       const hook = (controller: string, req: HttpRequestSeen): void => {
         if (frozenId !== null || controller !== leader.id) return;
