@@ -10,7 +10,7 @@ import { EtcdPermissionDeniedError, type Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectEtcd } from '../../src/locks/index.js';
 import { COMPONENTS, type Component } from '../../src/security/index.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startEtcd, startEtcdCluster, type EtcdServer } from '../helpers/etcd.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { until } from '../fixtures/controller-harness.js';
 import { SecureWorld, enableAuthWithRoles, hex, userOf } from '../fixtures/secure-world.js';
@@ -189,4 +189,29 @@ describe('etcd with TLS, client certificates and one role per component', () => 
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(allowed.stderr).toContain(`warning: etcd.keyFile ${loose} is accessible by group/others (mode 0644)`);
   }, 180_000);
+});
+
+describe('a 3-member etcd cluster with TLS and client certificates', () => {
+  it('an agent registers and renews through per-member clients that carry the TLS credentials', async () => {
+    const cluster = await startEtcdCluster(3, { tls: { caFile: pki.caFile, ...pki.server, clientCertAuth: true } });
+    const client = connectEtcd({ endpoints: cluster.endpoints, ...certOf('operator') });
+    const clusterWorld = await SecureWorld.start('tls-cluster', cluster.endpoints, client, `/sec-tls-cluster-${hex(6)}/`);
+    try {
+      expect(cluster.endpoints.every((e) => e.startsWith('https://'))).toBe(true);
+      clusterWorld.writeConfig('agent', certOf('agent'));
+      const host = clusterWorld.addAgent('agent');
+      const key = clusterWorld.ks.host(host.instanceId);
+      await until(async () => (await client.get(key).string()) !== null, 60_000, 'agent registered in the TLS cluster');
+      // Renewals go member by member (src/locks/registrar.ts): the record outlives several 2 s TTLs.
+      await new Promise((r) => setTimeout(r, 6_000));
+      expect(host.agent.running).toBe(true);
+      expect(await client.get(key).string()).not.toBeNull();
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await clusterWorld.logTails()}`, { cause: err });
+    } finally {
+      await clusterWorld.stop();
+      client.close();
+      await cluster.stop();
+    }
+  }, 120_000);
 });
