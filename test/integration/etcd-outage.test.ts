@@ -149,7 +149,7 @@ describe('etcd outage (real etcd, EC2 endpoint, 3 agent processes, a controller 
     await superviseController();
     const service = s.services[0];
     if (!service) throw new Error('no service');
-    const victimId = holders.get(service.unit);
+    const victimId = s.runningOn(service.unit)[0];
     const victim: Host | undefined = s.hosts.find((h) => h.instanceId === victimId);
     if (!victim?.forwarder) throw new Error('the holder has no forwarder');
     const cutAt = Date.now();
