@@ -234,7 +234,8 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
       files['/etc/fleet/fleet.conf'] = fleetConfig(opts.fleet, ip);
       files['/etc/systemd/system/fleet.socket'] = fleetSocketUnit(ip, opts.fleet.tcpPort);
       files['/etc/systemd/system/fleet.service'] = FLEET_SERVICE_UNIT;
-      enable.push('fleet.socket');
+      // Enabled as on CoreOS: fleetd starts at boot and registers the machine; the socket serves the API.
+      enable.push('fleet.socket', 'fleet.service');
     }
     for (const [path, content] of Object.entries(files)) {
       const abs = join(merged, path);

@@ -39,6 +39,12 @@ export interface RealWorldOptions {
   /** First N of 127.0.0.N (hosts get N, N+1, …). */
   firstIp?: number;
   nitro?: boolean;
+  /**
+   * One more host that never holds a volume (no `role=db` label) and serves fleet's API to the
+   * controller and the tests, so killing a database host never takes the controller's fleet away.
+   * Default: on in fleet mode.
+   */
+  opsHost?: boolean;
   /** Every line the world prints about itself (demo timeline). */
   onEvent?: (what: string) => void;
 }
@@ -114,7 +120,7 @@ export class RealWorld {
   }
 
   static async start(input: RealWorldOptions): Promise<RealWorld> {
-    const opts = { leaseTtlMs: 5_000, fenceMarginMs: 1_500, firstIp: 50, nitro: true, ...input };
+    const opts = { leaseTtlMs: 5_000, fenceMarginMs: 1_500, firstIp: 50, nitro: true, opsHost: input.mode === 'fleet', ...input };
     const dir = mkdtempSync(join(tmpdir(), `realworld-${opts.name}-`));
     const etcd = await startEtcd({ extraArgs: ['--enable-v2=true'] });
     const devices = new RealBlockDevices({ imagesDir: join(dir, 'images'), fsLabel: FS_LABEL, log: (msg, f) => opts.onEvent?.(`ec2-dev  ${msg} ${JSON.stringify(f)}`) });
@@ -123,9 +129,10 @@ export class RealWorld {
     ec2.sim.setThrottle({ enabled: false });
     const world = new RealWorld(opts, etcd, ec2, devices, dir);
     try {
-      for (let i = 0; i < opts.hosts; i++) await world.bootHost(i);
+      const total = opts.hosts + (opts.opsHost ? 1 : 0);
+      for (let i = 0; i < total; i++) await world.bootHost(i);
       await world.startController();
-      await until(async () => (await world.client.getAll().prefix(world.ks.prefix).keys()).filter((k) => k.includes('/hosts/')).length >= opts.hosts || undefined, BUDGET_MS, 'every agent registered');
+      await until(async () => (await world.client.getAll().prefix(world.ks.prefix).keys()).filter((k) => k.includes('/hosts/')).length >= total || undefined, BUDGET_MS, 'every agent registered');
     } catch (err) {
       await world.stop();
       throw err;
@@ -133,7 +140,12 @@ export class RealWorld {
     return world;
   }
 
-  private hostFiles(h: { instanceId: string; ip: string }): Record<string, string> {
+  /** Database hosts (the ops host, if any, is last and not among them). */
+  get dbHosts(): WorldHost[] {
+    return this.hosts.slice(0, this.opts.hosts);
+  }
+
+  private hostFiles(h: { instanceId: string; ip: string; db: boolean }): Record<string, string> {
     const config = {
       etcd: { endpoints: [this.etcd.endpoint] },
       prefix: this.ks.prefix,
@@ -146,6 +158,7 @@ export class RealWorld {
         fleetSocket: '/run/fleet.sock',
         peerListen: `${h.ip}:9643`,
         verifyEveryMs: 1_000,
+        labels: h.db ? { role: 'db' } : { role: 'ops' },
       },
     };
     // units/failover-agent.service as shipped; only ExecStart differs: the project runs from source
@@ -181,7 +194,7 @@ export class RealWorld {
       ipIndex,
       ...(previous ? { machineId: previous.machineId } : {}),
       ...(this.opts.mode === 'fleet' ? { fleet: { etcdServers: [this.etcd.endpoint], metadata: `az=${AZ}`, tcpPort: FLEET_TCP_PORT } } : {}),
-      files: this.hostFiles({ instanceId, ip }),
+      files: this.hostFiles({ instanceId, ip, db: i < this.opts.hosts }),
       enable: ['failover-agent.service'],
     });
     this.ec2.sim.setDeviceDir(instanceId, `${host.rootDir}/dev`);
@@ -236,7 +249,7 @@ export class RealWorld {
       mountPoint: '/data/postgres',
       metadataKey: 'postgres',
       conflictGroup: 'postgres',
-      requiredLabels: {},
+      requiredLabels: { role: 'db' },
       fsLabel: FS_LABEL,
     };
     if (this.opts.mode === 'fleet') {

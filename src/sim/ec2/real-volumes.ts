@@ -15,16 +15,18 @@ import { DeviceFiles, nvmeLinkName } from './devices.js';
  *
  * Busy: a graceful detach of a device that is MOUNTED (its ext4 is listed in /proc/fs/ext4) stays
  * `busy` until it is unmounted, as EBS does.
- * Forced detach of a mounted device: the loop's `lo_sizelimit` is cut to 4 KiB
- * (LOOP_SET_STATUS64, which works while mounted), so every further read/write/fsync past the first
- * block fails with EIO, as a yanked EBS disk does; PostgreSQL PANICs and ext4 aborts its journal.
- * Difference from EBS: the filesystem stays mounted (erroring) until the host unmounts it, and the
- * loop is only released then (losetup -d sets autoclear).
+ * Forced detach of a mounted device: the loop's `lo_sizelimit` is cut to 512 bytes
+ * (LOOP_SET_STATUS64, which works while mounted), smaller than one ext4 block, so every further
+ * read/write/fsync fails with EIO, as a yanked EBS disk does; PostgreSQL PANICs and ext4 aborts its
+ * journal (and cannot even write its superblock back). Difference from EBS: the filesystem stays
+ * mounted (erroring) until the host unmounts it, and that loop is only released then (losetup -d
+ * sets autoclear).
  *
  * DANGER (../shared/systemd-host/REAL-HOSTS.md): anything that still holds a dead host's mount
  * namespace keeps its filesystem mounted, and `losetup -d` then only sets autoclear. Exposing the
  * same image through a second loop would be a double mount. So before an image is exposed to a
- * host, no loop may still be bound to it (`losetup -j`); until then the node is not created (the
+ * host, no loop may still be bound to it (`losetup -j`) except loops this endpoint yanked (no I/O
+ * can pass them any more, exactly like the old host's view of a force-detached EBS disk); until then the node is not created (the
  * attachment is `attached` in EC2's answers, but the device does not appear yet) and the wait is
  * recorded in `problems`.
  */
@@ -60,6 +62,8 @@ interface Exposed {
 
 /** 100 ms between checks whether an earlier loop released an image: fast against a failover's seconds. */
 const RELEASE_POLL_MS = 100;
+/** Below one ext4 block (1–4 KiB): no block of the filesystem can be read or written through the loop. */
+const YANKED_SIZE_LIMIT = 512;
 /** struct loop_info64: 232 bytes; lo_sizelimit is the u64 at offset 32. */
 const LOOP_SIZELIMIT_SCRIPT = String.raw`
 open(my $f, "+<", $ARGV[0]) or die "open $ARGV[0]: $!\n";
@@ -98,6 +102,8 @@ export class RealBlockDevices extends DeviceFiles {
   /** Volumes yanked while mounted (forced detach): the proof that I/O was failed. */
   readonly yanked: { at: number; volumeId: string; instanceId: string; loop: string }[] = [];
   private readonly exposed = new Map<string, Exposed>();
+  /** Loops whose I/O this endpoint cut (forced detach while mounted): they may stay bound to an image. */
+  private readonly yankedLoops = new Set<string>();
   private readonly sizeMiB: number;
   private readonly log: (msg: string, fields: Record<string, unknown>) => void;
 
@@ -130,9 +136,17 @@ export class RealBlockDevices extends DeviceFiles {
     return image;
   }
 
+  /** Forget yanked loops that were released meanwhile (their names get reused for other images). */
+  private pruneYanked(): void {
+    for (const loop of this.yankedLoops) {
+      if (!existsSync(`/sys/block/${basename(loop)}/loop/backing_file`)) this.yankedLoops.delete(loop);
+    }
+  }
+
   override create(instanceId: string, volumeId: string, device: string, nitro: boolean): string | undefined {
     const dir = this.dirOf(instanceId);
     if (dir === undefined) return undefined;
+    this.pruneYanked();
     const image = this.ensureImage(volumeId);
     let name = xenName(device);
     const links: string[] = [];
@@ -153,7 +167,7 @@ export class RealBlockDevices extends DeviceFiles {
   private expose(entry: Exposed): void {
     entry.waiting = undefined;
     if (this.exposed.get(entry.volumeId) !== entry) return;
-    const held = loopsOf(entry.image);
+    const held = loopsOf(entry.image).filter((l) => !this.yankedLoops.has(l));
     if (held.length > 0) {
       if (!this.problems.some((p) => p.volumeId === entry.volumeId && p.instanceId === entry.instanceId)) {
         const message = `image still bound to ${held.join(', ')} (a mount of an earlier attachment lingers): not exposed to ${entry.instanceId} until released`;
@@ -202,7 +216,8 @@ export class RealBlockDevices extends DeviceFiles {
       // Only a forced detach (or a detach after the instance died) gets here while mounted: a graceful
       // one stays busy until unmounted. Yank the disk: I/O past the first 4 KiB fails from now on.
       try {
-        setLoopSizeLimit(loop, 4096);
+        setLoopSizeLimit(loop, YANKED_SIZE_LIMIT);
+        this.yankedLoops.add(loop);
         this.yanked.push({ at: Date.now(), volumeId, instanceId, loop });
         this.log('real volume yanked while mounted (forced detach): I/O now fails', { volumeId, instanceId, loop });
       } catch (err) {
