@@ -148,7 +148,14 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       // Fixture options of newer code (ignored by older fixtures): how often the agent re-verifies what it reported.
       ...(opts.agentVerifyEveryMs === undefined ? {} : { verifyEveryMs: opts.agentVerifyEveryMs }),
     };
-    const spawnAgent = (): FixtureProc => new FixtureProc(instanceId, repo, AGENT_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_AGENT: JSON.stringify(config) });
+    let boots = 0;
+    // Killing the agent process kills the host (its in-memory systemd goes with it), so a respawn is a
+    // reboot: /run, where the mount drop-ins live, starts empty.
+    const spawnAgent = (): FixtureProc => {
+      boots += 1;
+      const boot = { ...config, runDir: join(dir, instanceId, `run-${boots}`) };
+      return new FixtureProc(instanceId, repo, AGENT_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_AGENT: JSON.stringify(boot) });
+    };
     const member: Member = {
       kind: 'agent', index, id: instanceId, az: h.az, proc: spawnAgent(), etcdProxies, ec2Proxy: null,
       async respawn() {
