@@ -11,10 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatViolation } from './checker.js';
 import { parseArgs, resultsTable, secs } from './report.js';
-import { DEFAULT_CHAOS, boundFor, runSeed, type ChaosConfig, type SeedResult } from './runner.js';
+import { DEFAULT_CHAOS, activeWorlds, boundFor, runSeed, type ChaosConfig, type SeedResult } from './runner.js';
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  // Ctrl-C: stop every world's processes (etcd members, agents, controllers) before leaving.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`chaos: ${sig}, stopping ${activeWorlds.size} world(s)\n`);
+      void Promise.all([...activeWorlds].map((w) => w.stop().catch(() => undefined))).finally(() => process.exit(130));
+    });
+  }
   const out = args.out ?? mkdtempSync(join(tmpdir(), 'ebs-chaos-'));
   mkdirSync(out, { recursive: true });
   const config: ChaosConfig = {

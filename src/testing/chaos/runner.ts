@@ -59,6 +59,9 @@ const AWS_ATTACH_MS = 5_000;
 const AWS_DETACH_MS = 10_000;
 /** Slack in the checker's bound: process start-up, watch delays and the machine's load. */
 const BOUND_SLACK_MS = 8_000;
+/** Worlds running now, so an interrupted campaign can stop their processes (see main.ts). */
+export const activeWorlds = new Set<World>();
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The bound of invariants 4 and 8: TTL + a re-election + EC2's floor (forced detach bound, detach, slowest attach) + slack. */
@@ -106,6 +109,7 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       },
     });
     const w = world;
+    activeWorlds.add(w);
     record({
       at: Date.now(), type: 'world', seed, leaseTtlMs: config.leaseTtlMs, electionTtlMs: config.electionTtlMs, boundMs,
       thawGraceMs: config.leaseTtlMs, driftGraceMs: 2 * config.leaseTtlMs + 2_000,
@@ -154,6 +158,7 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
       }
       // The processes' last words (pino logs at CHAOS_LOG_LEVEL, default warn), for reading a failed seed.
       writeFileSync(join(config.outDir, `seed-${seed}.logs.txt`), [...world.agents, ...world.controllers].map((m) => `--- ${m.id} (pid ${m.proc.pid ?? '?'})\n${m.proc.stderr.slice(-8_000)}`).join('\n'));
+      activeWorlds.delete(world);
       await world.stop().catch((err: unknown) => log(`seed ${seed}: stop failed: ${String(err)}`));
     }
   }
