@@ -334,6 +334,9 @@ export class Reconciler {
   /**
    * Re-verification of an active volume: what was reported `active` must still hold. On drift, report it
    * (so neither the controller nor `status` sees `active`), then re-acquire the same generation.
+   * The unit's state is read from the local systemd in both modes: in fleet mode fleet runs the unit
+   * under this host's systemd too, so the local unit state is the truth (fleet's `/state` only echoes it,
+   * later, and not at all while fleet's own etcd is unreachable).
    */
   private async verify(s: Slot, placement: Placement, service: ServiceRecord, signal: AbortSignal): Promise<void> {
     const generation = placement.generation;
