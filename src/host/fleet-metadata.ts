@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { silentLogger, type Logger } from '../log/logger.js';
 import type { SystemdPort } from './systemd/port.js';
@@ -8,8 +8,13 @@ import type { SystemdPort } from './systemd/port.js';
  * (`MachineMetadata=postgres=vol-…`) here and nowhere else. Two ways:
  * - API (fleet ≥ 1.0): PATCH /fleet/v1/machines through `FleetClient`.
  * - Drop-in (fleet < 1.0, no metadata API): fleet reads `FLEET_METADATA` from its environment at start,
- *   so the agent writes a `fleet.service` drop-in and restarts fleet — only when the value changed,
- *   because a fleet restart briefly unschedules this machine's units on the cluster side.
+ *   so the agent writes a `fleet.service` drop-in and restarts fleet — only when the value changed.
+ *   Measured on real fleetd v1.0.0 (issue 11): fleetd STOPS EVERY FLEET UNIT of its host on SIGTERM,
+ *   so a restart would take down every other service running there. The drop-in mode therefore never
+ *   restarts fleet while any fleet unit (a unit fleet wrote under /run/fleet/units) is active or
+ *   changing: it refuses with FleetRestartRefusedError and changes nothing. Use the API mode (fleet
+ *   ≥ 1.0, `PATCH /fleet/v1/machines`), the only safe way; the drop-in is kept for fleet < 1.0 hosts
+ *   that run one fleet unit at most.
  */
 export interface MetadataPort {
   readonly kind: 'api' | 'dropin' | 'none';
@@ -64,6 +69,20 @@ export const FLEET_DROPIN_PATH = '/run/systemd/system/fleet.service.d/50-ebs-fai
  */
 const FLEET_RESTART_TIMEOUT_MS = 60_000;
 
+/** fleet v1.0.0 writes the unit files of the units it runs on a host here (then links them into systemd). */
+export const FLEET_UNITS_DIR = '/run/fleet/units';
+
+/** The drop-in would need a fleet restart, and fleet units run here: restarting fleet would stop them. */
+export class FleetRestartRefusedError extends Error {
+  override readonly name = 'FleetRestartRefusedError';
+  constructor(
+    readonly key: string,
+    readonly runningUnits: string[],
+  ) {
+    super(`fleet metadata ${key} not changed: it needs a fleet restart, which would stop the fleet units running here (${runningUnits.join(', ')}); use fleet's metadata API (fleet >= 1.0)`);
+  }
+}
+
 export interface DropinMetadataOptions {
   systemd: SystemdPort;
   /** Static metadata fleet must keep (e.g. `role=db,az=us-east-1a`), as in fleet's own config. */
@@ -72,6 +91,8 @@ export interface DropinMetadataOptions {
   rootDir?: string;
   dropinPath?: string;
   fleetUnit?: string;
+  /** Where fleet keeps the units it runs on this host (default FLEET_UNITS_DIR, under rootDir). */
+  fleetUnitsDir?: string;
   log?: Logger;
 }
 
@@ -128,7 +149,19 @@ export function dropinMetadata(opts: DropinMetadataOptions): MetadataPort & { cu
     return new Map([...base, ...parseFleetMetadata(existing ?? '')]);
   };
 
-  const update = (change: (m: Map<string, string>) => void): Promise<void> => {
+  /** fleet units active (or starting/stopping) on this host: a fleet restart would stop them. */
+  const runningFleetUnits = async (): Promise<string[]> => {
+    const dir = join(opts.rootDir ?? '', opts.fleetUnitsDir ?? FLEET_UNITS_DIR);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const running: string[] = [];
+    for (const name of names) {
+      const state = await opts.systemd.unitState(name);
+      if (state.activeState !== 'inactive' && state.activeState !== 'failed') running.push(name);
+    }
+    return running;
+  };
+
+  const update = (key: string, change: (m: Map<string, string>) => void): Promise<void> => {
     const run = queue.then(async () => {
       const before = await current();
       const after = new Map(before);
@@ -140,6 +173,8 @@ export function dropinMetadata(opts: DropinMetadataOptions): MetadataPort & { cu
         log.debug({ value }, 'fleet metadata unchanged; fleet not restarted');
         return;
       }
+      const running = await runningFleetUnits();
+      if (running.length > 0) throw new FleetRestartRefusedError(key, running);
       await mkdir(dirname(path), { recursive: true });
       // Write-then-rename so that a crash never leaves fleet a half-written drop-in.
       await writeFile(`${path}.tmp`, renderDropin(value));
@@ -157,10 +192,10 @@ export function dropinMetadata(opts: DropinMetadataOptions): MetadataPort & { cu
     current,
     set: async (key, value) => {
       checkEntry(key, value);
-      await update((m) => m.set(key, value));
+      await update(key, (m) => m.set(key, value));
     },
     remove: (key) =>
-      update((m) => {
+      update(key, (m) => {
         // A base (static) key is configuration, not ours to drop.
         if (!base.has(key)) m.delete(key);
       }),
