@@ -9,6 +9,7 @@ import { registerEtcdRolesCommand } from './commands/etcd-roles.js';
 import { registerServiceCommands } from './commands/service.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerHistoryCommand } from './commands/history.js';
 import { processOutput, type Output } from './output.js';
 import { withSession } from './session.js';
 
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerDaemonCommands(program);
   registerServiceCommands(program);
   registerStatusCommand(program);
+  registerHistoryCommand(program);
   registerCancelCommand(program);
   registerSnapshotCommands(program);
   registerEtcdRolesCommand(program);

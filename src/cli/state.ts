@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import {
   AgentReport,
   decodeRecord,
+  EventRecord,
   FailoverJournal,
   HostRecord,
   ManualRequest,
@@ -31,6 +32,8 @@ export interface ClusterState {
   requests: Map<string, Stored<ManualRequest>>;
   /** The campaign value of the current controller leader, or null when none. */
   leader: string | null;
+  /** events/ in key (time) order; optional so hand-built states in tests may leave it out. */
+  events?: EventRecord[];
 }
 
 function collect<T>(kvs: IKeyValue[], under: string, decode: (key: string, raw: Buffer) => T | undefined): Map<string, Stored<T>> {
@@ -63,6 +66,7 @@ export async function readClusterState(client: Etcd3, ks: Keyspace, opts: { serv
     reports: collect(under(ks.statusPrefix()), ks.statusPrefix(), (k, v) => decodeRecord(AgentReport, k, v)),
     requests: collect(under(ks.requestsPrefix()), ks.requestsPrefix(), (k, v) => decodeRecord(ManualRequest, k, v)),
     leader: election[0]?.value.toString('utf8') ?? null,
+    events: [...collect(under(ks.eventsPrefix()), ks.eventsPrefix(), (k, v) => decodeRecord(EventRecord, k, v)).values()].map((e) => e.value),
   };
 }
 

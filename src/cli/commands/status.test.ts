@@ -27,7 +27,7 @@ const journalAt = (step: FailoverJournal['step'], over: Partial<FailoverJournal>
 
 describe('buildStatus', () => {
   it.each<[string, Partial<ClusterState>, string, string | null]>([
-    ['unplaced', {}, 'unplaced', null],
+    ['unplaced says what it waits for', {}, 'unplaced', 'no controller is leading, so nothing places it'],
     ['active for the current generation', reportedByH1(report(4)), 'active', null],
     ['report for an old generation is pending', reportedByH1(report(3)), 'pending', `waiting for ${H1} to report on generation 4`],
     ['no report yet is pending', placedOnH1, 'pending', `waiting for ${H1} to report on generation 4`],
@@ -42,7 +42,7 @@ describe('buildStatus', () => {
     ['"active" with mount and unit down is degraded', reportedByH1(report(4, 'active', { unitActive: false, mountActive: false })), 'degraded', 'reported active, but its mount and unit are not'],
     ["another host's active report does not count", { ...placedOnH1, reports: new Map([[`${H2}/${VOL}`, s({ ...report(4), instanceId: H2 })]]) }, 'pending', `waiting for ${H1} to report on generation 4`],
     ['a failover in progress shows its step, even over an active report', { ...reportedByH1(report(4)), journals: new Map([[VOL, s(journalAt('detaching'))]]) }, 'failover detaching', null],
-    ['a blocked failover shows why', { ...placedOnH1, journals: new Map([[VOL, s(journalAt('blocked', { blockedReason: 'no live host in us-east-1a can take it' }))]]) }, 'failover blocked', 'no live host in us-east-1a can take it'],
+    ['a blocked failover shows why', { ...placedOnH1, journals: new Map([[VOL, s(journalAt('blocked', { blockedReason: 'no live host in us-east-1a can take it' }))]]) }, 'blocked', 'no live host in us-east-1a can take it'],
     ['a finished failover leaves the state to the report', { ...reportedByH1(report(4)), journals: new Map([[VOL, s(journalAt('done'))]]) }, 'active', null],
     ['a failed failover does not hide a lost holder', { hosts: new Map([[H2, s(host(H2))]]), ...placedOnH1, journals: new Map([[VOL, s(journalAt('failed', { error: 'attach timed out' }))]]) }, 'holder lost', `${H1} has no agent lease in etcd`],
   ])('service state: %s', (_name, over, expected, detail) => {
@@ -93,5 +93,24 @@ describe('buildStatus', () => {
 describe('formatDuration', () => {
   it.each([[0, '0s'], [59_400, '59s'], [61_000, '1m01s'], [3_600_000 + 180_000, '1h03m'], [90_000_000, '1d01h']])('%d ms → %s', (ms, text) => {
     expect(formatDuration(ms)).toBe(text);
+  });
+});
+
+describe('offline hosts', () => {
+  const H9 = 'i-0999999999999999a';
+  it('a holder without lease is offline since its auto failover was detected; live hosts never are', () => {
+    const journal = journalAt('blocked', { kind: 'auto', fromInstanceId: H9, toInstanceId: null, startedAt: NOW - 61_000, blockedReason: 'no live host in us-east-1a with a free device' });
+    const st = state({ placements: new Map([[VOL, s(placement(H9))]]), journals: new Map([[VOL, s(journal)]]) });
+    const view = buildStatus(st, new Map(), NOW, [{ at: NOW - 1_000, volumeId: VOL, unit: UNIT, step: 'attaching', message: 'x', instanceId: H2 }]);
+    expect(view.offline).toEqual([{ instanceId: H9, since: NOW - 61_000, why: `holds ${VOL}, source of a failover of ${VOL}` }]);
+    const text = renderStatus(view, NOW);
+    expect(text).toMatch(new RegExp(`${H9}\\s+offline 1m01s`));
+    expect(text).toMatch(/blocked \(no live host in us-east-1a with a free device\)/);
+  });
+
+  it('a host named only by an event is offline since the detected event; wide adds the generation', () => {
+    const view = buildStatus(state(reportedByH1(report(4))), new Map(), NOW, [{ at: NOW - 5_000, volumeId: VOL, unit: UNIT, step: 'detected', message: 'lease gone', instanceId: H9 }]);
+    expect(view.offline).toEqual([{ instanceId: H9, since: NOW - 5_000, why: 'named by events' }]);
+    expect(renderStatus(view, NOW, { wide: true })).toMatch(new RegExp(`${UNIT}\\s+${VOL}\\s+${H1}\\s+4\\s+active`));
   });
 });

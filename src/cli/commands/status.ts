@@ -1,6 +1,7 @@
-import type { Command } from 'commander';
-import type { AgentReport } from '../../keyspace/index.js';
+import { Option, type Command } from 'commander';
+import type { AgentReport, EventRecord } from '../../keyspace/index.js';
 import type { GlobalOptions } from '../context.js';
+import { UsageError } from '../errors.js';
 import { formatDuration, renderTable } from '../output.js';
 import { withSession } from '../session.js';
 import { isInProgress, leaseTtlLeftMs, readClusterState, type ClusterState } from '../state.js';
@@ -15,9 +16,13 @@ export type ServiceState =
   | 'holder lost' // the holder's lease is gone: the controller fails it over
   | 'pending' // the holder has not reported on this generation yet
   | 'active'
+  | 'blocked' // a failover waits for a host that can take the volume: the reason says why
   | 'degraded' // the report says active but its mount or unit is not
   | `failover ${string}` // a failover of the volume is running: its step
   | Exclude<AgentReport['phase'], 'active'>; // drift, failed, fenced, starting… as the holder reports it
+
+/** Events newer than this may name an offline host (older ones are history, not status). */
+const OFFLINE_EVENT_WINDOW_MS = 24 * 3_600_000;
 
 export interface ServiceView {
   unit: string;
@@ -51,14 +56,53 @@ export interface StatusView {
   services: ServiceView[];
   failovers: Array<{ volumeId: string; unit: string; kind: string; step: string; from: string | null; to: string | null; stepAgeMs: number; blockedReason: string | null }>;
   requests: RequestView[];
+  /** Hosts that were seen (a placement, a journal or a recent event names them) and have no lease now. */
+  offline: OfflineHost[];
+}
+
+export interface OfflineHost {
+  instanceId: string;
+  /** When the controller found it gone (its failover's `detected`), null when nothing recorded it. */
+  since: number | null;
+  /** What still names it: `holds vol-…`, `source of a failover of vol-…`, `named by events`. */
+  why: string;
+}
+
+/**
+ * Pure: hosts seen and gone. etcd keeps no record of a host once its lease expires (by design: the lease
+ * IS the liveness), so a host is known from what still names it. Like fleetctl/crm_mon, show it `offline`
+ * instead of letting it vanish.
+ */
+export function offlineHosts(state: ClusterState, events: EventRecord[]): OfflineHost[] {
+  const seen = new Map<string, { since: number | null; why: Set<string> }>();
+  const note = (id: string | null, why: string, since: number | null = null): void => {
+    if (id === null || state.hosts.has(id)) return;
+    const entry = seen.get(id) ?? { since: null, why: new Set<string>() };
+    entry.why.add(why);
+    if (since !== null && (entry.since === null || since > entry.since)) entry.since = since;
+    seen.set(id, entry);
+  };
+  for (const { value: p } of state.placements.values()) note(p.instanceId, `holds ${p.volumeId}`);
+  for (const { value: j } of state.journals.values()) {
+    // An auto failover starts when the holder's lease is gone: its start is when the host went offline.
+    note(j.fromInstanceId, `source of a failover of ${j.volumeId}`, j.kind === 'auto' ? j.startedAt : null);
+  }
+  for (const e of events) note(e.instanceId, 'named by events', e.step === 'detected' ? e.at : null);
+  return [...seen.entries()]
+    .map(([instanceId, { since, why }]) => ({ instanceId, since, why: [...why].join(', ') }))
+    .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
 }
 
 /** Pure: a service's state and its reason, from one snapshot (see ServiceState). */
 export function serviceState(state: ClusterState, volumeId: string): { state: ServiceState; detail: string | null } {
   const journal = state.journals.get(volumeId)?.value;
+  if (journal?.step === 'blocked') return { state: 'blocked', detail: journal.blockedReason ?? 'no eligible host (no reason recorded)' };
   if (journal && isInProgress(journal)) return { state: `failover ${journal.step}`, detail: journal.blockedReason ?? journal.error };
   const placement = state.placements.get(volumeId)?.value;
-  if (!placement) return { state: 'unplaced', detail: null };
+  if (!placement) {
+    // Never a bare `unplaced`: say what it waits for (a leader, or the controller's next look).
+    return { state: 'unplaced', detail: state.leader === null ? 'no controller is leading, so nothing places it' : 'the controller has not placed it yet' };
+  }
   const holder = placement.instanceId;
   if (holder === null) return { state: 'released', detail: null };
   if (!state.hosts.has(holder)) return { state: 'holder lost', detail: `${holder} has no agent lease in etcd` };
@@ -75,7 +119,7 @@ export function serviceState(state: ClusterState, volumeId: string): { state: Se
 }
 
 /** Pure: one snapshot of etcd (plus lease TTLs) → what `status` prints. */
-export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | null>, now: number): StatusView {
+export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | null>, now: number, events: EventRecord[] = []): StatusView {
   const placements = [...state.placements.values()].map((p) => p.value);
   const hosts = [...state.hosts.values()]
     .map(({ value }) => ({
@@ -112,10 +156,10 @@ export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | n
       return { unit: r.unit, volumeId: r.volumeId, requestId: r.requestId, target: r.toInstanceId, force: r.force, ageMs: Math.max(0, now - r.requestedAt), deadline, state: requestState, refusedReason: r.refusedReason };
     })
     .sort((a, b) => a.unit.localeCompare(b.unit));
-  return { leader: state.leader, revision: state.revision, hosts, services, failovers, requests };
+  return { leader: state.leader, revision: state.revision, hosts, services, failovers, requests, offline: offlineHosts(state, events) };
 }
 
-export function renderStatus(view: StatusView, now: number): string {
+export function renderStatus(view: StatusView, now: number, opts: { wide?: boolean } = {}): string {
   const parts = [`leader: ${view.leader ?? '(none: no controller is leading)'}`, ''];
   parts.push(
     renderTable(
@@ -124,17 +168,27 @@ export function renderStatus(view: StatusView, now: number): string {
     ),
     '',
   );
+  if (view.offline.length) {
+    parts.push(
+      renderTable(
+        ['OFFLINE HOST', 'SINCE', 'STILL NAMED BY'],
+        view.offline.map((h) => [h.instanceId, h.since === null ? 'offline (since unknown)' : `offline ${formatDuration(now - h.since)} (since ${new Date(h.since).toISOString().slice(0, 19)}Z)`, h.why]),
+      ),
+      '',
+    );
+  }
+  const lastFailover = (s: ServiceView): string =>
+    s.lastFailover ? `${s.lastFailover.kind} ${s.lastFailover.step} ${formatDuration(now - (s.lastFailover.finishedAt ?? s.lastFailover.startedAt))} ago${opts.wide && s.lastFailover.error ? ` (${s.lastFailover.error})` : ''}` : '-';
   parts.push(
-    renderTable(
-      ['SERVICE', 'VOLUME', 'HOLDER', 'STATE', 'LAST FAILOVER'],
-      view.services.map((s) => [
-        s.unit,
-        s.volumeId,
-        s.holder ?? '-',
-        s.detail ? `${s.state} (${s.detail})` : s.state,
-        s.lastFailover ? `${s.lastFailover.kind} ${s.lastFailover.step} ${formatDuration(now - (s.lastFailover.finishedAt ?? s.lastFailover.startedAt))} ago` : '-',
-      ]),
-    ),
+    opts.wide
+      ? renderTable(
+          ['SERVICE', 'VOLUME', 'HOLDER', 'GEN', 'STATE', 'LAST FAILOVER'],
+          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.generation === null ? '-' : String(s.generation), s.detail ? `${s.state} (${s.detail})` : s.state, lastFailover(s)]),
+        )
+      : renderTable(
+          ['SERVICE', 'VOLUME', 'HOLDER', 'STATE', 'LAST FAILOVER'],
+          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.detail ? `${s.state} (${s.detail})` : s.state, lastFailover(s)]),
+        ),
   );
   if (view.failovers.length) {
     parts.push(
@@ -168,20 +222,57 @@ export function renderStatus(view: StatusView, now: number): string {
   return parts.join('\n');
 }
 
+type StatusFormat = 'table' | 'wide' | 'json';
+
+function parseFormat(opts: { json?: boolean; output?: string }): StatusFormat {
+  if (opts.json) return 'json';
+  const o = opts.output ?? 'table';
+  if (o === 'table' || o === 'wide' || o === 'json') return o;
+  throw new UsageError(`bad -o "${o.slice(0, 20)}": expected json or wide`);
+}
+
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('hosts (AZ, lease age, TTL left, volumes), services (holder, state, last failover), failovers in progress, pending requests, leader')
-    .option('--json', 'print JSON (for scripts)')
+    .description('hosts (AZ, lease age, TTL left, volumes; offline ones and since when), services (holder, state with its reason, last failover), failovers in progress, pending requests, leader')
+    .option('--json', 'print JSON (for scripts; same as -o json)')
+    .option('-o, --output <format>', 'json or wide (more columns)')
+    .option('-w, --watch [seconds]', 'refresh every few seconds (default 2) until Ctrl-C')
+    .addOption(new Option('--count <n>', 'stop after n refreshes (with --watch)').hideHelp())
     .action(async (_opts: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions & { json?: boolean }>();
+      const opts = cmd.optsWithGlobals<GlobalOptions & { json?: boolean; output?: string; watch?: string | boolean; count?: string }>();
+      const format = parseFormat(opts);
+      const everyMs = opts.watch === undefined ? null : opts.watch === true ? 2_000 : Number(opts.watch) * 1000;
+      if (everyMs !== null && (!Number.isFinite(everyMs) || everyMs < 200)) throw new UsageError(`bad --watch "${String(opts.watch)}": expected seconds >= 0.2`);
+      const count = opts.count === undefined ? Infinity : Number(opts.count);
       await withSession(opts, async ({ etcd, ks, io }) => {
-        const state = await readClusterState(etcd, ks);
-        const ttlLeft = new Map<string, number | null>();
-        await Promise.all([...state.hosts.values()].map(async (h) => ttlLeft.set(h.value.instanceId, await leaseTtlLeftMs(etcd, h.lease))));
-        const now = Date.now();
-        const view = buildStatus(state, ttlLeft, now);
-        io.out(opts.json ? JSON.stringify(view, null, 2) : renderStatus(view, now));
+        let stop = false;
+        const onSigint = (): void => void (stop = true);
+        if (everyMs !== null) process.once('SIGINT', onSigint);
+        try {
+          for (let i = 0; ; i++) {
+            const state = await readClusterState(etcd, ks);
+            const ttlLeft = new Map<string, number | null>();
+            await Promise.all([...state.hosts.values()].map(async (h) => ttlLeft.set(h.value.instanceId, await leaseTtlLeftMs(etcd, h.lease))));
+            const now = Date.now();
+            const recent = (state.events ?? []).filter((e) => now - e.at < OFFLINE_EVENT_WINDOW_MS);
+            const view = buildStatus(state, ttlLeft, now, recent);
+            const text = format === 'json' ? JSON.stringify(view, null, 2) : renderStatus(view, now, { wide: format === 'wide' });
+            if (everyMs === null) {
+              io.out(text);
+              return;
+            }
+            // Like `watch`: clear a terminal; append with a time header when piped (logs, tests).
+            if (process.stdout.isTTY && format !== 'json') io.out('\x1b[2J\x1b[H' + `every ${everyMs / 1000}s  ${new Date(now).toISOString()}\n\n${text}`);
+            else io.out(format === 'json' ? JSON.stringify({ at: now, ...view }) : `--- ${new Date(now).toISOString()}\n${text}`);
+            if (stop || i + 1 >= count) return;
+            const until = Date.now() + everyMs;
+            while (!stop && Date.now() < until) await new Promise((r) => setTimeout(r, Math.min(200, until - Date.now())));
+            if (stop) return;
+          }
+        } finally {
+          process.removeListener('SIGINT', onSigint);
+        }
       });
     });
 }
