@@ -3,7 +3,7 @@
  * In-process: the EC2 simulator's model (src/sim/ec2 Ec2Sim, with AWS's throttling buckets), the
  * controller's loop, an in-memory etcd stand-in and pretend agents with a mount + start delay. The
  * lease TTL is modelled as the delay between a host's death and its record vanishing.
- *   npx tsx bench/failover.ts
+ *   npx tsx bench/failover-inprocess.ts (npm run bench:failover runs the real stack: bench/failover.ts)
  */
 import { AWS_THROTTLE_DEFAULTS, Ec2Sim } from '../src/sim/ec2/index.js';
 import type { Ec2Port, InstanceInfo, VolumeInfo } from '../src/ec2/types.js';

@@ -1,0 +1,249 @@
+/**
+ * Failover timing through the real stack (issue 12), printed as figures; not part of `npm test`.
+ * A world from src/testing/world.ts: a 3-member etcd, the EC2 endpoint over HTTP (AWS-like attach ≈ 5 s
+ * and forced detach ≈ 10 s, AWS's throttling buckets, all scaled by SCALE), real agent processes
+ * (in-memory systemd) and real controller processes with the configuration's defaults (lease TTL,
+ * election TTL, fence margin scaled by SCALE; parallelism 4, the default, no tuning flags).
+ *
+ *   npm run bench:failover                      # one, 10, 100 simultaneous, leader killed, etcd leader change
+ *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, leader-killed, etcd-leader)
+ *   npx tsx bench/failover-inprocess.ts         # the older in-process bench (in-memory store, pretend agents)
+ *
+ * Prints a table per run and, last, one `key: value` line per goal.
+ */
+import type { FailoverJournal } from '../src/keyspace/index.js';
+import { FailoverJournal as JournalSchema } from '../src/keyspace/index.js';
+import { buildWorld, type World } from '../src/testing/world.js';
+import {
+  AWS_LIKE, AZ, BUCKETS, CLIENT_BUCKET, CONTROLLER_DEFAULTS, SCALE, TTL_MS, activeUnits, etcdLeader, pct, readLedger, scaled, sleep, throttleWorld, until,
+} from './real-world.js';
+
+const ATTACH_MS = scaled(AWS_LIKE.attachMs);
+const DETACH_MS = scaled(AWS_LIKE.forcedDetachMs);
+const ELECTION_TTL_MS = scaled(AWS_LIKE.electionTtlMs);
+/** In-memory systemd: mount and start take no simulated time; measured, not assumed. */
+const FLOOR_ONE = TTL_MS + DETACH_MS + ATTACH_MS;
+
+type Event = 'none' | 'leader-killed' | 'etcd-leader';
+interface Run {
+  name: string;
+  deadHosts: number;
+  spareHosts: number;
+  volumesPerHost: number;
+  event: Event;
+  controllers: number;
+}
+
+interface Outcome {
+  run: Run;
+  n: number;
+  done: number;
+  last: number;
+  floor: number;
+  extra: Record<string, string>;
+}
+
+const STEPS = ['detect', 'fence', 'detach', 'attach', 'mount', 'unit active'] as const;
+
+function apiFloor(n: number): number {
+  // Two mutations per failover (forced detach, attach): the first `burst` free, then `refill` per second.
+  const calls = 2 * n - BUCKETS.mutating.burst;
+  return Math.max(0, (calls / BUCKETS.mutating.perSecond) * 1000) + FLOOR_ONE;
+}
+
+async function journals(world: World): Promise<Map<string, FailoverJournal>> {
+  const raw = await world.client.getAll().prefix(world.ks.journalPrefix()).strings();
+  const out = new Map<string, FailoverJournal>();
+  for (const v of Object.values(raw)) {
+    const j = JournalSchema.safeParse(JSON.parse(v));
+    if (j.success) out.set(j.data.volumeId, j.data);
+  }
+  return out;
+}
+
+function leaderOf(world: World, since: number): number {
+  // The leader is the controller that persisted journals lately (one line per journal write).
+  let best = -1;
+  let bestAt = -1;
+  for (const c of world.controllers) {
+    for (const l of c.proc.lines) {
+      if (!l.startsWith('{"persisted"')) continue;
+      const at = (JSON.parse(l) as { at: number }).at;
+      if (at >= since && at > bestAt) {
+        bestAt = at;
+        best = c.index;
+      }
+    }
+  }
+  return best;
+}
+
+async function scenario(run: Run): Promise<Outcome> {
+  const hostsCount = run.deadHosts + run.spareHosts;
+  const n = run.deadHosts * run.volumesPerHost;
+  const world = await buildWorld({
+    name: `bench-${run.name}`,
+    hosts: Array.from({ length: hostsCount }, () => ({ az: AZ })),
+    controllers: run.controllers,
+    services: Array.from({ length: n }, () => ({ az: AZ })),
+    registered: 0,
+    leaseTtlMs: TTL_MS,
+    fenceMarginMs: scaled(AWS_LIKE.fenceMarginMs),
+    electionTtlMs: ELECTION_TTL_MS,
+    forceDetachAfterMs: CONTROLLER_DEFAULTS.forceDetachAfterMs,
+    reportTimeoutMs: CONTROLLER_DEFAULTS.reportTimeoutMs,
+    latencies: { attachMs: ATTACH_MS, detachMs: DETACH_MS },
+    controllerExtra: { parallelism: CONTROLLER_DEFAULTS.parallelism, ec2Bucket: CLIENT_BUCKET },
+  });
+  try {
+    throttleWorld(world);
+    const dead = world.agents.slice(0, run.deadHosts);
+    const spares = world.agents.slice(run.deadHosts);
+    // Spares stopped in EC2 while the services are placed, so every volume starts on a host that will die.
+    world.ec2.sim.stopInstances(spares.map((s) => s.id), true);
+    await sleep(500);
+    for (let i = 0; i < n; i += 1) await world.registerService(i);
+    await until(`${n} units active`, 300_000, () => activeUnits(readLedger(world)).size === n, 500);
+    for (const s of spares) world.ec2.sim.startInstance(s.id);
+    // The controller refreshes instances every 5 s; the mutating bucket refills meanwhile.
+    await sleep(Math.max(7_000, (BUCKETS.mutating.burst / BUCKETS.mutating.perSecond) * 1000 + 1_000));
+    world.ec2.sim.resetStats();
+    const before = await journals(world);
+    const holders = activeUnits(readLedger(world));
+    const deadIds = new Set(dead.map((d) => d.id));
+    const victims = world.services.filter((s) => deadIds.has(holders.get(s.unit) ?? ''));
+
+    const killAt = Date.now();
+    await Promise.all(dead.map((d) => d.proc.kill()));
+    const extra: Record<string, string> = {};
+    let leaderKilledAt: number | null = null;
+    let killedLeader = -1;
+    let etcdChanged: number | null = null;
+    const budget = 4 * apiFloor(n) + 10 * TTL_MS + 120_000;
+    await until('every victim active on a spare', budget, async () => {
+      const act = activeUnits(readLedger(world));
+      const moved = victims.filter((v) => { const h = act.get(v.unit); return h !== undefined && !deadIds.has(h); }).length;
+      if (run.event === 'leader-killed' && leaderKilledAt === null) {
+        const js = await journals(world);
+        const past = victims.filter((v) => { const j = js.get(v.volumeId); return j !== undefined && j !== before.get(v.volumeId) && ['attaching', 'starting', 'done'].includes(j.step) && j.history.some((h) => h.at >= killAt); }).length;
+        if (past >= n / 2) {
+          killedLeader = leaderOf(world, killAt);
+          const c = world.controllers[killedLeader];
+          if (c) {
+            leaderKilledAt = Date.now();
+            await c.proc.kill();
+            extra['leader killed at'] = `${leaderKilledAt - killAt} ms after the hosts (${past}/${n} past detach, ${moved} active)`;
+          }
+        }
+      }
+      if (run.event === 'etcd-leader' && etcdChanged === null && Date.now() - killAt >= TTL_MS / 2) {
+        const leader = await etcdLeader(world);
+        const m = world.etcd.members[leader];
+        if (m) {
+          etcdChanged = Date.now();
+          m.kill('SIGKILL');
+          extra['etcd leader killed at'] = `${etcdChanged - killAt} ms after the hosts (member ${leader}; restarted after the event)`;
+          void m.exited().then(() => m.restart()).catch((err: unknown) => console.error('etcd restart failed', err));
+        }
+      }
+      return moved === victims.length;
+    }, 100);
+    const lines = readLedger(world);
+    const js = await journals(world);
+
+    // Per-volume step times from the journal's history and the new holder's ledger lines.
+    const per: Record<(typeof STEPS)[number], number[]> = { detect: [], fence: [], detach: [], attach: [], mount: [], 'unit active': [] };
+    const completions: number[] = [];
+    for (const v of victims) {
+      const j = js.get(v.volumeId);
+      const h = (step: string): number | undefined => j?.history.filter((e) => e.step === step && e.at >= killAt).at(0)?.at;
+      const detected = h('detected');
+      const detaching = h('detaching');
+      const attaching = h('attaching');
+      const starting = h('starting');
+      const to = j?.toInstanceId;
+      const mounted = lines.find((l) => l.at >= killAt && l.instanceId === to && l.mountUnit === v.mountUnit && l.mounted === true)?.at;
+      const active = lines.find((l) => l.at >= killAt && l.instanceId === to && l.unit === v.unit && l.active === true)?.at;
+      const push = (k: (typeof STEPS)[number], a: number | undefined, b: number | undefined): void => {
+        if (a !== undefined && b !== undefined) per[k].push(b - a);
+      };
+      push('detect', killAt, detected);
+      push('fence', detected, detaching);
+      push('detach', detaching, attaching);
+      push('attach', attaching, starting);
+      push('mount', starting, mounted);
+      push('unit active', mounted, active);
+      if (active !== undefined) completions.push(active - killAt);
+    }
+    completions.sort((a, b) => a - b);
+    const stats = world.ec2.sim.stats();
+    const throttled = stats.errorsByCode.RequestLimitExceeded ?? 0;
+    const floor = n === 1 ? FLOOR_ONE : apiFloor(n);
+    console.log(`\n## ${run.name}: ${n} simultaneous failover(s): ${run.deadHosts} of ${hostsCount} hosts killed (SIGKILL), ${run.volumesPerHost} volume(s) each; ${run.controllers} controller(s)`);
+    console.log(`   floor ${Math.round(floor)} ms = ${n === 1 ? `TTL ${TTL_MS} + forced detach ${DETACH_MS} + attach ${ATTACH_MS} (+ mount, start: in-memory, ≈ 0)` : `(2·${n} − ${BUCKETS.mutating.burst}) / ${BUCKETS.mutating.perSecond}/s + one failover ${FLOOR_ONE}`}`);
+    console.log('   step          p50 ms   p99 ms   max ms');
+    for (const k of STEPS) {
+      const s = [...per[k]].sort((a, b) => a - b);
+      console.log(`   ${k.padEnd(12)} ${String(pct(s, 50)).padStart(7)}  ${String(pct(s, 99)).padStart(7)}  ${String(s.at(-1) ?? NaN).padStart(7)}`);
+    }
+    console.log(`   completion   ${String(pct(completions, 50)).padStart(7)}  ${String(pct(completions, 99)).padStart(7)}  ${String(completions.at(-1) ?? NaN).padStart(7)}   (host kill → unit active on the new host)`);
+    const last = completions.at(-1) ?? NaN;
+    console.log(`   done ${completions.length}/${victims.length}; last ${last} ms = ${(last / floor).toFixed(2)} × floor; EC2 calls ${stats.total} (${Object.entries(stats.byAction).map(([a, c]) => `${a} ${c}`).join(', ')}); throttled ${throttled} (${((100 * throttled) / Math.max(1, stats.total)).toFixed(1)} %)`);
+    // Fairness: completion order against the order the holders died in (all at once here), and detach→attach gaps.
+    const gaps = victims.flatMap((v) => { const j = js.get(v.volumeId); const a = j?.history.find((e) => e.step === 'detaching' && e.at >= killAt)?.at; const b = j?.history.find((e) => e.step === 'attaching' && e.at >= killAt)?.at; return a !== undefined && b !== undefined ? [b - a - DETACH_MS] : []; }).sort((a, b) => a - b);
+    console.log(`   detach→attach beyond the detach itself: p50 ${pct(gaps, 50)} ms, max ${gaps.at(-1) ?? NaN} ms`);
+    const suspect = world.controllers.some((c) => c.proc.stderr.includes('suspect'));
+    if (suspect) extra.pacing = `suspect mass vanishing logged: failovers paced to max(1, 10 % of ${hostsCount} hosts) = ${Math.max(1, Math.floor(hostsCount * 0.1))} host(s) per TTL`;
+    if (leaderKilledAt !== null) {
+      const successor = world.controllers.find((c) => c.index !== killedLeader);
+      const resumed = successor?.proc.lines.filter((l) => l.startsWith('{"persisted"')).map((l) => (JSON.parse(l) as { at: number }).at).find((at) => at > (leaderKilledAt ?? 0));
+      extra['successor resumed'] = resumed === undefined ? 'never' : `${resumed - leaderKilledAt} ms after the kill (election TTL ${ELECTION_TTL_MS}, quiet period, host grace ${TTL_MS + Math.ceil(TTL_MS / 3)})`;
+    }
+    if (etcdChanged !== null) {
+      const det = [...per.detect].sort((a, b) => a - b);
+      extra['detection'] = `p50 ${pct(det, 50)} ms, max ${det.at(-1) ?? NaN} ms after the host kill; TTL ${TTL_MS}; bound: change at ${etcdChanged - killAt} ms + TTL + election`;
+    }
+    for (const [k, v] of Object.entries(extra)) console.log(`   ${k}: ${v}`);
+    return { run, n, done: completions.length, last, floor, extra };
+  } finally {
+    await world.stop();
+  }
+}
+
+const RUNS: Run[] = [
+  { name: 'one', deadHosts: 1, spareHosts: 1, volumesPerHost: 1, event: 'none', controllers: 1 },
+  { name: 'n10', deadHosts: 1, spareHosts: 1, volumesPerHost: 10, event: 'none', controllers: 1 },
+  { name: 'n100', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1 },
+  { name: 'leader-killed', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2 },
+  { name: 'etcd-leader', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'etcd-leader', controllers: 1 },
+];
+
+const only = process.env.BENCH_ONLY?.split(',');
+console.log(`scale ${SCALE}: attach ${ATTACH_MS} ms, forced detach ${DETACH_MS} ms, lease TTL ${TTL_MS} ms, election TTL ${ELECTION_TTL_MS} ms (AWS-like ×${SCALE}); mutating bucket ${BUCKETS.mutating.burst} burst / ${BUCKETS.mutating.perSecond}/s (AWS 50 / 5/s ÷ ${SCALE})`);
+const results = new Map<string, Outcome>();
+for (const run of RUNS) {
+  if (only && !only.includes(run.name)) continue;
+  try {
+    results.set(run.name, await scenario(run));
+  } catch (err) {
+    console.log(`\n## ${run.name}: did not complete: ${(err as Error).message}`);
+  }
+}
+
+console.log('');
+const ratio = (o: Outcome | undefined): string => (o && o.done === o.n ? (o.last / o.floor).toFixed(2) : 'n/a');
+const one = results.get('one');
+if (one) console.log(`ratio one: ${ratio(one)}`);
+if (one) console.log(`goal one (≤ floor + 1 s): ${one.done === 1 && one.last <= one.floor + 1_000 ? 'met' : 'missed'} (${one.last} ms vs ${one.floor + 1_000} ms)`);
+const largest = results.get('n100') ?? results.get('n10');
+if (largest) console.log(`ratio az${largest.n}: ${ratio(largest)}   (largest N reached; az1000 not run: see README)`);
+if (largest) console.log(`goal az${largest.n} (≤ 1.1 × API-rate floor): ${largest.done === largest.n && largest.last <= 1.1 * largest.floor ? 'met' : 'missed'}`);
+const lk = results.get('leader-killed');
+if (lk) {
+  const r = lk.done === lk.n ? ((lk.last - ELECTION_TTL_MS) / lk.floor).toFixed(2) : 'n/a';
+  console.log(`ratio leader-killed: ${r}   ((last − election TTL) / floor)`);
+  console.log(`goal leader-killed (≤ 1.1 × floor + TTL): ${lk.done === lk.n && lk.last <= 1.1 * lk.floor + ELECTION_TTL_MS ? 'met' : 'missed'}`);
+}
+const el = results.get('etcd-leader');
+if (el) console.log(`ratio etcd-leader: ${ratio(el)}`);
+process.exit(0);
