@@ -127,7 +127,11 @@ export class RealWorld {
     // EBS-like attach/detach in hundreds of ms: the ordering matters here, not AWS's seconds.
     const ec2 = await startEc2Endpoint({ devices, latencies: { attachMs: 300, detachMs: 300 } });
     ec2.sim.setThrottle({ enabled: false });
+    // A test process that exits without stop() must not leave loop devices bound to the images.
+    const releaseLoops = (): void => devices.close();
+    process.once('exit', releaseLoops);
     const world = new RealWorld(opts, etcd, ec2, devices, dir);
+    world.cleanups.push(() => void process.off('exit', releaseLoops));
     try {
       const total = opts.hosts + (opts.opsHost ? 1 : 0);
       for (let i = 0; i < total; i++) await world.bootHost(i);
