@@ -1,8 +1,8 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/index.js';
-import { addGlobalOptions, type GlobalOptions } from './context.js';
+import { addGlobalOptions } from './context.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailedError, RefusedError, UsageError } from './errors.js';
-import { DEFAULT_FAILOVER_TIMEOUT_S, requestFailover } from './commands/failover.js';
+import { DEFAULT_FAILOVER_TIMEOUT_S, requestFailover, type FailoverOptions } from './commands/failover.js';
 import { registerCancelCommand } from './commands/cancel.js';
 import { registerDaemonCommands } from './commands/daemons.js';
 import { registerEtcdRolesCommand } from './commands/etcd-roles.js';
@@ -32,7 +32,10 @@ export function buildProgram(): Command {
     .description('Fail EBS-backed services (postgres@vol-…) over to a healthy host in the same AZ.\n`failover <unit>` moves one service by hand; subcommands run the daemons and manage services.')
     .argument('[unit]', 'a service to move, e.g. postgres@vol-0abc12345def67890')
     .option('--to <instance>', 'target instance (default: the controller picks a live host in the volume\'s AZ)')
-    .option('--force', 'allow a forced detach if the graceful one does not finish')
+    .option('--force-detach', 'allow a forced detach if the graceful one does not finish')
+    .addOption(new Option('--force', 'deprecated: same as --force-detach').hideHelp())
+    .option('-y, --yes', 'do not ask for confirmation (never asked when not on a terminal)')
+    .option('--dry-run', 'print the plan (source, target, devices, fencing) and change nothing')
     .option('--timeout <seconds>', 'give up after this long: a request the controller has not started by then is withdrawn (and never started later); a started move carries on', String(DEFAULT_FAILOVER_TIMEOUT_S))
     .allowExcessArguments(false);
   addGlobalOptions(program);
@@ -41,7 +44,7 @@ export function buildProgram(): Command {
       cmd.outputHelp();
       throw new UsageError('missing <unit> or subcommand');
     }
-    const opts = cmd.opts<GlobalOptions & { to?: string; force?: boolean; timeout: string }>();
+    const opts = cmd.opts<FailoverOptions>();
     await withSession(opts, (session) => requestFailover(session, unit, opts));
   });
   registerDaemonCommands(program);

@@ -21,7 +21,7 @@ export function registerCancelCommand(program: Command): void {
             return;
           }
           case 'started':
-            throw new RefusedError(`the failover of ${unit} has already started (step ${outcome.journal.step}); it cannot be withdrawn and carries on (see: failover status)`, { unit, volumeId });
+            throw new RefusedError(`the failover of ${unit} has already started (step ${outcome.journal.step}); it cannot be withdrawn and carries on (follow it with: failover history ${unit})`, { unit, volumeId });
           case 'refused':
             throw new RefusedError(`no pending request for ${unit}: the controller refused request ${outcome.request.requestId} (${outcome.request.refusedReason ?? 'no reason given'}) and drops it itself`, { unit, volumeId });
           case 'other':

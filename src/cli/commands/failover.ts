@@ -17,11 +17,18 @@ export const DEFAULT_FAILOVER_TIMEOUT_S = 300;
 /** Re-read even without watch events, so a missed event never leaves the CLI waiting forever. */
 const FOLLOW_POLL_MS = 1_000;
 
-interface FailoverOptions extends GlobalOptions {
+export interface FailoverOptions extends GlobalOptions {
   to?: string;
+  /** Allow a forced detach if the graceful one does not finish. */
+  forceDetach?: boolean;
+  /** Deprecated alias of `forceDetach` (everywhere else `--force` means "skip the prompt"); warns. */
   force?: boolean;
   timeout: string;
   json?: boolean;
+  /** Skip the confirmation prompt. */
+  yes?: boolean;
+  /** Print the plan, write nothing. */
+  dryRun?: boolean;
 }
 
 export function parseTimeoutSeconds(raw: string): number {
@@ -65,12 +72,24 @@ export async function requestFailover(session: Session, unit: string, opts: Fail
       throw err;
     });
     if (!volume) throw new RefusedError(`unknown volume ${volumeId} (EC2 does not know it)`, { unit, volumeId });
-    checkManualFailover(state, { unit, volumeId, toInstanceId, volumeAz: volume.az });
+    const eligible = checkManualFailover(state, { unit, volumeId, toInstanceId, volumeAz: volume.az });
+    const forceDetach = opts.forceDetach === true || opts.force === true;
+    if (opts.force === true) io.err('warning: --force is deprecated and means --force-detach (a forced detach is allowed); it does not skip the prompt: use --yes for that');
+    const plan = movePlan(state, { unit, volumeId, volumeAz: volume.az, device: volume.attachments[0]?.device ?? null, attachedTo: volume.attachments[0]?.instanceId ?? null, toInstanceId, eligible: eligible.map((h) => h.instanceId), forceDetach });
+    if (opts.dryRun) {
+      io.out([...plan, 'dry run: nothing written, nothing changed'].join('\n'));
+      return;
+    }
+    if (!opts.yes && process.stdin.isTTY && process.stderr.isTTY) {
+      // Like patronictl switchover: a person at a terminal confirms; scripts (no TTY) are never asked.
+      io.err(plan.join('\n'));
+      if (!(await confirm(`Move ${unit} now? [y/N] `))) throw new OperationFailedError('not confirmed; nothing changed', { unit, volumeId });
+    }
 
     const requestedAt = Date.now();
     // The deadline makes the request die with this command: the controller never starts it later,
     // even when this process is killed before it can withdraw it (finding 5 of issue 9).
-    const request: ManualRequest = { requestId: randomUUID(), unit, volumeId, toInstanceId, force: opts.force ?? false, requestedAt, refusedReason: null, deadline: requestedAt + timeoutMs };
+    const request: ManualRequest = { requestId: randomUUID(), unit, volumeId, toInstanceId, force: forceDetach, requestedAt, refusedReason: null, deadline: requestedAt + timeoutMs };
     if (interrupt.signal.aborted) throw new OperationFailedError(`interrupted (${String(interrupt.signal.reason)}) before the request was written; nothing changed`, { unit, volumeId });
     // Written only if nothing we checked has changed since the read: no pending request (or the same
     // refused one we may replace), same journal and service, and the target still holds its lease.
@@ -86,6 +105,35 @@ export async function requestFailover(session: Session, unit: string, opts: Fail
     await followFailover(session, request, timeoutMs, interrupt.signal);
   } finally {
     interrupt.dispose();
+  }
+}
+
+/** Pure: what a manual move of `unit` will do, in the order the controller does it (for --dry-run and the prompt). */
+export function movePlan(
+  state: ClusterState,
+  p: { unit: string; volumeId: string; volumeAz: string; device: string | null; attachedTo: string | null; toInstanceId: string | null; eligible: string[]; forceDetach: boolean },
+): string[] {
+  const service = state.services.get(p.unit)?.value;
+  const holder = state.placements.get(p.volumeId)?.value.instanceId ?? null;
+  const target = p.toInstanceId ?? `the controller chooses among ${p.eligible.join(', ')}`;
+  return [
+    `plan for ${p.unit} (volume ${p.volumeId} in ${p.volumeAz}):`,
+    `  from:    ${holder ?? '(no holder)'}${p.attachedTo ? `, attached there as ${p.device ?? '?'}` : ', not attached'}`,
+    `  to:      ${target}`,
+    `  1. release: ${holder ?? 'nobody'} stops ${p.unit}, unmounts ${service?.mountUnit ?? 'its mount'}, loses fleet metadata ${service?.metadataKey ?? ''}=${p.volumeId}`,
+    `  2. detach from ${p.attachedTo ?? '(nothing attached)'}: graceful${p.forceDetach ? ', then FORCED if it does not finish (--force-detach: risks unflushed writes)' : ' only (add --force-detach to allow a forced detach)'}`,
+    `  3. attach to the target at a free device (chosen by the controller), mount, start; placement generation ${(state.placements.get(p.volumeId)?.value.generation ?? 0) + 1}`,
+  ];
+}
+
+/** Reads one line from the terminal; yes only on y/yes. */
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
   }
 }
 
@@ -110,7 +158,7 @@ async function giveUp(session: Session, request: ManualRequest, why: GiveUp): Pr
     case 'withdrawn':
       throw new OperationFailedError(`${head}; the controller had not started it: request withdrawn, nothing changed`, { unit, volumeId });
     case 'started':
-      throw new OperationFailedError(`${head}; the failover has started (step ${outcome.journal.step}) and the controller carries on (see: failover status)`, { unit, volumeId });
+      throw new OperationFailedError(`${head}; the move has started (now at step ${outcome.journal.step}) and continues without this command; follow it with: failover history ${unit}  (or: failover status --watch)`, { unit, volumeId });
     case 'refused':
       throw new RefusedError(`controller refused: ${outcome.request.refusedReason ?? 'no reason given'}`, { unit, volumeId });
     case 'other':
