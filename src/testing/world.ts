@@ -21,6 +21,7 @@ import { FixtureProc } from './proc.js';
 const REPO = new URL('../../', import.meta.url).pathname;
 const AGENT_SCRIPT = 'test/fixtures/controller-agent.ts';
 const CONTROLLER_SCRIPT = 'test/fixtures/controller-proc.ts';
+const MULTI_AGENT_SCRIPT = 'test/fixtures/multi-agent.ts';
 
 export interface WorldOptions {
   /** Names the temp dir and the etcd prefix. */
@@ -54,6 +55,13 @@ export interface WorldOptions {
   beforeProcesses?: (infra: { client: Etcd3; ks: Keyspace; ec2: Ec2Endpoint }) => Promise<void>;
   /** Each HTTP request a controller sends to EC2, as its proxy forwards it. */
   onEc2Request?: (controller: string, req: HttpRequestSeen) => void;
+  /**
+   * Hosts per agent process (default 1: test/fixtures/controller-agent.ts). Above 1, consecutive hosts
+   * share one process of test/fixtures/multi-agent.ts (same agent code, one systemd/etcd client/lease
+   * each; no control file), so a bench can hold hundreds of hosts: killing or respawning one member's
+   * process kills or respawns every host of its group.
+   */
+  hostsPerProcess?: number;
 }
 
 export interface WorldService extends ServiceRecord {
@@ -136,6 +144,23 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   });
 
   const agents: Member[] = [];
+  // hostsPerProcess > 1: hosts grouped into processes of multi-agent.ts; a respawn is a reboot of every host of the group.
+  interface Group { configs: Record<string, unknown>[]; members: Member[]; boots: number; spawning: Promise<void> | null }
+  const groups: Group[] = [];
+  const spawnGroup = (group: Group): FixtureProc => {
+    group.boots += 1;
+    const hosts = group.configs.map((c) => ({ ...c, runDir: join(dir, String(c.instanceId), `run-${group.boots}`) }));
+    const proc = new FixtureProc(`agents-${String(group.configs[0]?.instanceId)}+${group.configs.length - 1}`, repo, MULTI_AGENT_SCRIPT, { LOG_LEVEL: logLevel, MULTI_AGENT: JSON.stringify({ hosts }) });
+    for (const m of group.members) m.proc = proc;
+    return proc;
+  };
+  const respawnGroup = async (group: Group): Promise<void> => {
+    // Siblings respawning together share one new process.
+    group.spawning ??= (async () => {
+      await spawnGroup(group).ready();
+    })().finally(() => (group.spawning = null));
+    await group.spawning;
+  };
   for (const [index, h] of opts.hosts.entries()) {
     const instanceId = `i-${String(index + 1).padStart(2, '0')}${hex(15)}`;
     const deviceDir = join(dir, instanceId, 'dev');
@@ -148,6 +173,21 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       // Fixture options of newer code (ignored by older fixtures): how often the agent re-verifies what it reported.
       ...(opts.agentVerifyEveryMs === undefined ? {} : { verifyEveryMs: opts.agentVerifyEveryMs }),
     };
+    const perProcess = opts.hostsPerProcess ?? 1;
+    if (perProcess > 1) {
+      const g = Math.floor(index / perProcess);
+      const group = (groups[g] ??= { configs: [], members: [], boots: 0, spawning: null });
+      group.configs.push(config);
+      const member: Member = {
+        kind: 'agent', index, id: instanceId, az: h.az, proc: undefined as unknown as FixtureProc, etcdProxies, ec2Proxy: null,
+        async respawn() {
+          await respawnGroup(group);
+        },
+      };
+      group.members.push(member);
+      agents.push(member);
+      continue;
+    }
     let boots = 0;
     // Killing the agent process kills the host (its in-memory systemd goes with it), so a respawn is a
     // reboot: /run, where the mount drop-ins live, starts empty.
@@ -165,6 +205,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     };
     agents.push(member);
   }
+
+  for (const group of groups) spawnGroup(group);
 
   const controllers: Member[] = [];
   for (let index = 0; index < opts.controllers; index += 1) {
@@ -218,7 +260,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      await Promise.all([...agents, ...controllers].map((m) => m.proc.stop()));
+      await Promise.all([...new Set([...agents, ...controllers].map((m) => m.proc))].map((p) => p.stop()));
       client.close();
       await Promise.all(proxies.map((p) => p.close()));
       await ec2.close();
@@ -230,7 +272,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     for (let i = 0; i < opts.registered; i += 1) await registerService(i);
     // Agents first (a controller that starts before any host registers would see an empty cluster),
     // then the controllers.
-    await Promise.all(agents.map((a) => a.proc.ready()));
+    await Promise.all([...new Set(agents.map((a) => a.proc))].map((p) => p.ready()));
     await Promise.all(controllers.map((c) => c.proc.ready()));
   } catch (err) {
     await world.stop();
