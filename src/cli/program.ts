@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { registerCompletionCommand } from './commands/completion.js';
+import { didYouMean, shown } from './names.js';
 import { ConfigError } from '../config/index.js';
 import { addGlobalOptions } from './context.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailedError, RefusedError, UsageError } from './errors.js';
@@ -12,6 +15,16 @@ import { registerStatusCommand } from './commands/status.js';
 import { registerHistoryCommand } from './commands/history.js';
 import { processOutput, type Output } from './output.js';
 import { withSession } from './session.js';
+
+/** The package version, read from package.json (two levels up from src/cli and from dist/cli alike). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 export const EXIT_CODES_HELP = `
 Exit codes:
@@ -39,10 +52,18 @@ export function buildProgram(): Command {
     .option('--timeout <seconds>', 'give up after this long: a request the controller has not started by then is withdrawn (and never started later); a started move carries on', String(DEFAULT_FAILOVER_TIMEOUT_S))
     .allowExcessArguments(false);
   addGlobalOptions(program);
+  program.version(packageVersion(), '-V, --version', 'print the version');
+  program.helpCommand('help [command]', 'help for a command, e.g. failover help status');
   program.action(async (unit: string | undefined, _opts: unknown, cmd: Command) => {
     if (unit === undefined) {
       cmd.outputHelp();
       throw new UsageError('missing <unit> or subcommand');
+    }
+    if (!unit.includes('@')) {
+      // Not a unit at all: most likely a mistyped subcommand (`failover stauts`).
+      const names = cmd.commands.map((c) => c.name());
+      const close = didYouMean(unit, names);
+      throw new UsageError(`unknown command ${shown(unit)}${close.length ? `; did you mean: ${close.map((c) => `failover ${c}`).join(', ')}?` : ''} (commands: ${names.join(', ')}; or give a unit like postgres@vol-0abc12345def67890)`);
     }
     const opts = cmd.opts<FailoverOptions>();
     await withSession(opts, (session) => requestFailover(session, unit, opts));
@@ -54,6 +75,7 @@ export function buildProgram(): Command {
   registerCancelCommand(program);
   registerSnapshotCommands(program);
   registerEtcdRolesCommand(program);
+  registerCompletionCommand(program);
   decorate(program);
   return program;
 }

@@ -88,3 +88,34 @@ describe('loadConfig', () => {
     expect(errorOf(() => loadConfig({ file: tempFile('{ nope'), env: {} })).message).toContain('is not valid JSON');
   });
 });
+
+describe('loadConfig: every problem at once (issue 13)', () => {
+  it('lists each bad value with its own source: file, env variable, flags', () => {
+    const file = tempFile({ etcd: { endpoints: ['ftp://x'] }, typo: 1, lease: { ttlMs: -5 } });
+    const err = errorOf(() => loadConfig({ file, env: { EBS_FAILOVER_PARALLELISM: 'many', EBS_FAILOVER_STOP_INSTANCE_ON_FENCE: 'maybe' }, flags: { controller: { metricsListen: 'nowhere' } } }));
+    expect(err.problems.map((p) => [p.field, p.source])).toEqual(
+      expect.arrayContaining([
+        ['controller.parallelism', 'env EBS_FAILOVER_PARALLELISM'],
+        ['controller.stopInstanceOnFence', 'env EBS_FAILOVER_STOP_INSTANCE_ON_FENCE'],
+        ['etcd.endpoints[0]', `file ${file}`],
+        ['(root)', `file ${file}`],
+        ['lease.ttlMs', `file ${file}`],
+        ['controller.metricsListen', 'flags'],
+      ]),
+    );
+    expect(err.problems).toHaveLength(8); // and lease.ttlMs twice (sign, floor), lease.fenceMarginMs (a default, no source)
+    expect(err.message.split('\n')[0]).toBe('8 config errors:');
+    expect(err.message).toContain(`(root): unknown key "typo" (from file ${file})`);
+  });
+
+  it('an unknown key in the file is blamed on the file, not the flags', () => {
+    const file = tempFile({ ...ENDPOINTS, etcd: { ...ENDPOINTS.etcd, endpionts: [] } });
+    expect(errorOf(() => loadConfig({ file, env: {}, flags: { prefix: '/x/' } })).message).toBe(`config error: etcd: unknown key "endpionts" (from file ${file})`);
+  });
+
+  it('no config at all says how to give the etcd endpoints', () => {
+    const err = errorOf(() => loadConfig({ env: {} }));
+    expect(err.message).toMatch(/^config error: etcd\.endpoints: no etcd endpoints configured: pass --etcd .*EBS_FAILOVER_ETCD_ENDPOINTS.*--config FILE/);
+    expect(err.message).not.toContain('expected object');
+  });
+});

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Config } from './schema.js';
-import { configFromEnv } from './env.js';
-import { ConfigError, fromZodError } from './errors.js';
+import { configFromEnv, ENV_PREFIX, ENV_VARS } from './env.js';
+import { ConfigError, fieldPath, type ConfigProblem } from './errors.js';
 import { InsecureFileModeError, SecretFileError, checkSecretFileMode, readPasswordFile } from '../security/files.js';
 
 export interface LoadConfigOptions {
@@ -88,17 +88,62 @@ function hasPath(layer: Record<string, unknown>, path: ReadonlyArray<PropertyKey
   return true;
 }
 
+/** Where a value at `path` came from: the highest layer holding it (flags > env > file), as the merge does. */
+function sourceOf(path: ReadonlyArray<PropertyKey>, layers: { flags: Record<string, unknown>; env: Record<string, unknown>; file: Record<string, unknown>; fileName?: string }): string | undefined {
+  if (hasPath(layers.flags, path)) return 'flags';
+  if (hasPath(layers.env, path)) {
+    const spec = ENV_VARS.find((v) => v.path.every((part, i) => part === path[i]));
+    return spec ? `env ${ENV_PREFIX}${spec.name}` : 'env';
+  }
+  if (layers.fileName !== undefined && hasPath(layers.file, path)) return `file ${layers.fileName}`;
+  return undefined;
+}
+
+/** The environment, variable by variable, so that every bad variable is reported, not just the first. */
+function envLayer(env: NodeJS.ProcessEnv, problems: ConfigProblem[]): Record<string, unknown> {
+  try {
+    return configFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+  }
+  let out: Record<string, unknown> = {};
+  for (const spec of ENV_VARS) {
+    const name = ENV_PREFIX + spec.name;
+    try {
+      out = mergeLayers(out, configFromEnv({ [name]: env[name] }));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push({ field: err.field, reason: err.reason, source: err.source });
+    }
+  }
+  return out;
+}
+
 /**
  * Loads the daemon/CLI config: flags > env (`EBS_FAILOVER_*`) > file > defaults, validated once with
- * zod. Throws `ConfigError` naming the first bad field and where it came from.
+ * zod. Throws `ConfigError` naming every bad field and where each came from.
  */
 export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const file = opts.file ? readConfigFile(opts.file) : {};
-  const env = configFromEnv(opts.env ?? process.env);
+  const problems: ConfigProblem[] = [];
+  const env = envLayer(opts.env ?? process.env, problems);
   const flags = opts.flags ?? {};
-  const parsed = Config.safeParse(mergeLayers(file, env, flags));
-  if (parsed.success) return withSecrets(parsed.data);
-  const path = parsed.error.issues[0]?.path ?? [];
-  const source = hasPath(flags, path) ? 'flags' : hasPath(env, path) ? 'env' : hasPath(file, path) && opts.file ? `file ${opts.file}` : undefined;
-  throw fromZodError(parsed.error, source);
+  const merged = mergeLayers(file, env, flags);
+  if (merged.etcd === undefined) {
+    // The usual first run: say how to give the one required setting, not zod's "expected object".
+    problems.push({ field: 'etcd.endpoints', reason: `no etcd endpoints configured: pass --etcd http://10.0.0.5:2379, set ${ENV_PREFIX}ETCD_ENDPOINTS, or give a config file (--config FILE or ${ENV_PREFIX}CONFIG) with {"etcd":{"endpoints":["http://10.0.0.5:2379"]}}` });
+  }
+  const parsed = Config.safeParse(merged);
+  if (parsed.success && problems.length === 0) return withSecrets(parsed.data);
+  const layers = { flags, env, file, fileName: opts.file };
+  for (const issue of parsed.success ? [] : parsed.error.issues) {
+    if (issue.path.length === 1 && issue.path[0] === 'etcd' && merged.etcd === undefined) continue; // said above
+    if (issue.code === 'unrecognized_keys') {
+      // One line per unknown key, each from the layer that holds it (not blamed on flags).
+      for (const key of issue.keys) problems.push({ field: fieldPath(issue.path), reason: `unknown key "${key}"`, source: sourceOf([...issue.path, key], layers) });
+      continue;
+    }
+    problems.push({ field: fieldPath(issue.path), reason: issue.message, source: sourceOf(issue.path, layers) });
+  }
+  throw ConfigError.of(problems);
 }

@@ -5,6 +5,7 @@ import type { GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { RefusedError, UsageError } from '../errors.js';
 import { etcdBounded } from '../etcd.js';
+import { shown, unitNameProblem } from '../names.js';
 import { renderTable } from '../output.js';
 import { withSession } from '../session.js';
 import { isInProgress, readClusterState } from '../state.js';
@@ -26,7 +27,7 @@ function collectLabel(value: string, previous: string[]): string[] {
 /** Parse the unit name or fail with exit 2, naming the expected shape. */
 export function parseUnitName(unit: string): { unit: string; volumeId: string } {
   const parsed = UnitName.safeParse(unit);
-  if (!parsed.success) throw new UsageError(`bad unit name "${unit}": ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (!parsed.success) throw new UsageError(`bad unit name ${shown(unit)}: ${unitNameProblem(unit) ?? parsed.error.issues[0]?.message ?? 'invalid'}`);
   return { unit, volumeId: unit.slice(unit.indexOf('@') + 1) };
 }
 
