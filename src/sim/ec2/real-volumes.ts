@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { DeviceFiles, nvmeLinkName } from './devices.js';
 
@@ -93,6 +93,18 @@ export function setLoopSizeLimit(loop: string, bytes: number): void {
   sh('perl', ['-e', LOOP_SIZELIMIT_SCRIPT, loop, String(bytes)]);
 }
 
+/**
+ * Whether a bound loop lets no block through: its size limit is the yank limit. Read from the kernel
+ * rather than remembered by name, because a released loop's name is soon reused by a new binding.
+ */
+export function isYanked(loop: string): boolean {
+  try {
+    return readFileSync(`/sys/block/${basename(loop)}/loop/sizelimit`, 'utf8').trim() === String(YANKED_SIZE_LIMIT);
+  } catch {
+    return false;
+  }
+}
+
 function xenName(device: string): string {
   return basename(device).replace(/^sd/, 'xvd');
 }
@@ -102,8 +114,6 @@ export class RealBlockDevices extends DeviceFiles {
   /** Volumes yanked while mounted (forced detach): the proof that I/O was failed. */
   readonly yanked: { at: number; volumeId: string; instanceId: string; loop: string }[] = [];
   private readonly exposed = new Map<string, Exposed>();
-  /** Loops whose I/O this endpoint cut (forced detach while mounted): they may stay bound to an image. */
-  private readonly yankedLoops = new Set<string>();
   private readonly sizeMiB: number;
   private readonly log: (msg: string, fields: Record<string, unknown>) => void;
 
@@ -136,17 +146,9 @@ export class RealBlockDevices extends DeviceFiles {
     return image;
   }
 
-  /** Forget yanked loops that were released meanwhile (their names get reused for other images). */
-  private pruneYanked(): void {
-    for (const loop of this.yankedLoops) {
-      if (!existsSync(`/sys/block/${basename(loop)}/loop/backing_file`)) this.yankedLoops.delete(loop);
-    }
-  }
-
   override create(instanceId: string, volumeId: string, device: string, nitro: boolean): string | undefined {
     const dir = this.dirOf(instanceId);
     if (dir === undefined) return undefined;
-    this.pruneYanked();
     const image = this.ensureImage(volumeId);
     let name = xenName(device);
     const links: string[] = [];
@@ -167,7 +169,7 @@ export class RealBlockDevices extends DeviceFiles {
   private expose(entry: Exposed): void {
     entry.waiting = undefined;
     if (this.exposed.get(entry.volumeId) !== entry) return;
-    const held = loopsOf(entry.image).filter((l) => !this.yankedLoops.has(l));
+    const held = loopsOf(entry.image).filter((l) => !isYanked(l));
     if (held.length > 0) {
       if (!this.problems.some((p) => p.volumeId === entry.volumeId && p.instanceId === entry.instanceId)) {
         const message = `image still bound to ${held.join(', ')} (a mount of an earlier attachment lingers): not exposed to ${entry.instanceId} until released`;
@@ -217,7 +219,6 @@ export class RealBlockDevices extends DeviceFiles {
       // one stays busy until unmounted. Yank the disk: I/O past the first 4 KiB fails from now on.
       try {
         setLoopSizeLimit(loop, YANKED_SIZE_LIMIT);
-        this.yankedLoops.add(loop);
         this.yanked.push({ at: Date.now(), volumeId, instanceId, loop });
         this.log('real volume yanked while mounted (forced detach): I/O now fails', { volumeId, instanceId, loop });
       } catch (err) {
