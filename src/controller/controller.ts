@@ -28,6 +28,21 @@ export function leaderGuard(leadership: Pick<Leadership, 'candidateId' | 'revisi
   };
 }
 
+/** 1 s between campaigns that failed because etcd was unreachable: prompt once it is back, quiet meanwhile. */
+const CAMPAIGN_RETRY_MS = 1_000;
+
+async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Resolves with `promise`'s value, or null as soon as `signal` aborts. */
 async function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | null> {
   if (signal.aborted) return null;
@@ -70,7 +85,17 @@ export async function runController(opts: ControllerOptions): Promise<Controller
   try {
     await Promise.all(Object.values(mirrors).map((m) => m.start()));
     while (!opts.signal.aborted) {
-      const leadership = await unlessAborted(campaign(opts.etcd, ks, { candidateId: opts.candidateId, ttlMs, log, signal: opts.signal }), opts.signal);
+      let leadership: Leadership | null;
+      try {
+        leadership = await unlessAborted(campaign(opts.etcd, ks, { candidateId: opts.candidateId, ttlMs, log, signal: opts.signal }), opts.signal);
+      } catch (err) {
+        if (opts.signal.aborted) break;
+        // etcd down (e.g. etcd3's BrokenCircuitError while every member is unreachable): a standby that
+        // exits would only be restarted into the same outage; campaign again once etcd may be back.
+        log.warn({ err, retryInMs: CAMPAIGN_RETRY_MS }, 'campaign failed; campaigning again');
+        await abortableSleep(CAMPAIGN_RETRY_MS, opts.signal);
+        continue;
+      }
       if (leadership === null) break;
       if (opts.signal.aborted) {
         await leadership.resign().catch(() => undefined);
