@@ -33,12 +33,12 @@ function prepareCopy(): { dir: string; names: string[] } {
     chmodSync(join(bin, name), 0o755);
   }
   for (const file of UNIT_FILES) {
-    const text = stripFleetSections(readFileSync(join(UNITS_DIR, file), 'utf8')).replaceAll('/usr/bin/failover', join(bin, 'failover')).replaceAll('/usr/bin/docker', join(bin, 'docker'));
+    const text = stripFleetSections(readFileSync(join(UNITS_DIR, file), 'utf8')).replaceAll('/usr/bin/failover', join(bin, 'failover')).replaceAll('/opt/bin/failover', join(bin, 'failover')).replaceAll('/usr/bin/docker', join(bin, 'docker'));
     writeFileSync(join(dir, file), text);
   }
   writeFileSync(join(dir, 'docker.service'), '[Unit]\nDescription=stub docker\n[Service]\nExecStart=/bin/true\n');
   // A template is verified through one of its instances.
-  const names = UNIT_FILES.map((f) => (f.endsWith('@.service') ? f.replace('@.service', '@vol-0abc12345def67890.service') : f));
+  const names = UNIT_FILES.map((f) => (f === 'failover-controller@.service' ? 'failover-controller@1.service' : f.endsWith('@.service') ? f.replace('@.service', '@vol-0abc12345def67890.service') : f));
   return { dir, names };
 }
 
@@ -48,7 +48,7 @@ afterAll(() => copies.forEach((dir) => rmSync(dir, { recursive: true, force: tru
 describe('units/', () => {
   it('has every unit the deployment needs', () => {
     expect(UNIT_FILES.sort()).toEqual(
-      ['data-postgres.mount', 'failover-agent.service', 'failover-controller.service', 'failover-snapshot.service', 'failover-snapshot.timer', 'postgres@.service'].sort(),
+      ['data-postgres.mount', 'failover-agent.service', 'failover-controller@.service', 'failover-snapshot.service', 'failover-snapshot.timer', 'postgres@.service'].sort(),
     );
   });
 
