@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { encodeRecord, ServiceRecord, UnitName } from '../../keyspace/index.js';
 import { parseLabels, type Config } from '../../config/index.js';
+import type { VolumeInfo } from '../../ec2/types.js';
 import type { GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { RefusedError, UsageError } from '../errors.js';
@@ -8,6 +9,7 @@ import { etcdBounded } from '../etcd.js';
 import { shown, unitNameProblem } from '../names.js';
 import { renderTable } from '../output.js';
 import { withSession } from '../session.js';
+import { registerServiceShow } from './service-show.js';
 import { isInProgress, readClusterState } from '../state.js';
 
 interface AddOptions extends GlobalOptions {
@@ -61,7 +63,7 @@ export function buildServiceRecord(unit: string, opts: AddOptions): ServiceRecor
  * it to a second instance while the first still has it, and the single attachment is what keeps the
  * disk exclusive (the fence). Refused before anything is written.
  */
-async function checkVolumeInEc2(config: Config, unit: string, volumeId: string): Promise<void> {
+async function checkVolumeInEc2(config: Config, unit: string, volumeId: string): Promise<VolumeInfo> {
   const [volume] = await (await openEc2(config.aws)).describeVolumes([volumeId]).catch((err: unknown) => {
     if ((err as Error).name === 'VolumeNotFoundError') return [];
     throw err;
@@ -70,6 +72,33 @@ async function checkVolumeInEc2(config: Config, unit: string, volumeId: string):
   if (volume.multiAttachEnabled === true) {
     throw new RefusedError(`${volumeId} has EBS Multi-Attach enabled; ebs-failover's safety relies on a single attachment`, { unit, volumeId });
   }
+  return volume;
+}
+
+/** The tag units/iam-policy.json requires on every volume the controller may attach or detach. */
+export const MANAGED_TAG = 'ebs-failover:managed';
+/** Optional volume tag naming the filesystem label on it, compared with --fs-label. */
+export const FS_LABEL_TAG = 'ebs-failover:fs-label';
+
+/**
+ * Pure: what `service add` refuses (throws) or warns about, from EC2's view of the volume and the live
+ * hosts. Warnings do not stop the registration: a policy without the tag condition, or hosts that have
+ * not joined yet, are legitimate set-ups; the operator should still hear about them now, not at 3 a.m.
+ */
+export function volumeChecks(volume: VolumeInfo, record: ServiceRecord, liveAzs: ReadonlySet<string>): string[] {
+  const { unit, volumeId } = record;
+  if (volume.state !== 'available' && volume.state !== 'in-use') throw new RefusedError(`${volumeId} is ${volume.state}, not available or in-use; nothing written`, { unit, volumeId });
+  const tagged = volume.tags[FS_LABEL_TAG];
+  if (record.fsLabel !== undefined && tagged !== undefined && tagged !== record.fsLabel) {
+    throw new RefusedError(`--fs-label ${record.fsLabel} does not match the volume's tag ${FS_LABEL_TAG}=${tagged}; nothing written`, { unit, volumeId });
+  }
+  const warnings: string[] = [];
+  if (!liveAzs.has(volume.az)) warnings.push(`no live host in ${volume.az} (the volume's AZ) yet: ${unit} stays blocked until an agent there registers`);
+  if (volume.tags[MANAGED_TAG] !== 'true') {
+    warnings.push(`${volumeId} lacks the tag ${MANAGED_TAG}=true: the IAM policy in units/iam-policy.json lets the controller attach and detach only tagged volumes (aws ec2 create-tags --resources ${volumeId} --tags Key=${MANAGED_TAG},Value=true)`);
+  }
+  if (record.fsLabel === undefined) warnings.push(`no --fs-label: the agent will mount whatever filesystem the device carries; give the volume's label so a wrong disk is never mounted`);
+  return warnings;
 }
 
 export function registerServiceCommands(program: Command): void {
@@ -93,15 +122,19 @@ export function registerServiceCommands(program: Command): void {
         const state = await readClusterState(etcd, ks);
         const sameVolume = [...state.services.values()].find((s) => s.value.volumeId === record.volumeId && s.value.unit !== unit);
         if (sameVolume) throw new RefusedError(`volume ${record.volumeId} already belongs to ${sameVolume.value.unit}`, { volumeId: record.volumeId, unit });
-        await checkVolumeInEc2(config, unit, record.volumeId);
+        const volume = await checkVolumeInEc2(config, unit, record.volumeId);
+        const liveAzs = new Set([...state.hosts.values()].map((h) => h.value.az));
+        for (const warning of volumeChecks(volume, record, liveAzs)) io.err(`warning: ${warning}`);
         // Create-only: a second `add` never silently rewrites a running service's mount or labels.
         const key = ks.service(unit);
         const put = etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(encodeRecord(record)));
         const res = await etcdBounded(etcd, () => put.commit());
         if (!res.succeeded) throw new RefusedError(`service ${unit} is already registered (remove it first)`, { unit });
-        io.out(`registered ${unit} (volume ${record.volumeId}); the controller will place it`);
+        io.out(`registered ${unit} (volume ${record.volumeId} in ${volume.az}); the controller will place it`);
       });
     });
+
+  registerServiceShow(service);
 
   service
     .command('list')
@@ -132,17 +165,20 @@ export function registerServiceCommands(program: Command): void {
 
   service
     .command('remove <unit>')
-    .description('unregister a service (refused while a failover of its volume runs). The volume stays attached and mounted until the holder is told to release it')
+    .description('unregister a service (refused while a failover of its volume runs, unless --force). The volume stays attached and mounted until the holder is told to release it')
+    .option('--force', 'remove even while a failover of its volume runs or is blocked: the controller then marks that failover failed and leaves the volume where it is')
     .action(async (unit: string, _opts: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const opts = cmd.optsWithGlobals<GlobalOptions & { force?: boolean }>();
       const { volumeId } = parseUnitName(unit);
       await withSession(opts, async ({ etcd, ks, io }) => {
         const state = await readClusterState(etcd, ks);
         const stored = state.services.get(unit);
         if (!stored) throw new RefusedError(`unknown service ${unit}`, { unit });
-        if (isInProgress(state.journals.get(volumeId)?.value)) {
-          throw new RefusedError(`a failover of ${volumeId} is in progress; remove ${unit} after it finishes`, { unit, volumeId });
+        const journal = state.journals.get(volumeId)?.value;
+        if (isInProgress(journal) && !opts.force) {
+          throw new RefusedError(`a failover of ${volumeId} is at step ${journal?.step ?? '?'}${journal?.blockedReason ? ` (${journal.blockedReason})` : ''}; remove ${unit} after it finishes, or with --force`, { unit, volumeId });
         }
+        if (isInProgress(journal)) io.err(`warning: --force: the ${journal?.kind ?? ''} failover of ${volumeId} at step ${journal?.step ?? '?'} will be marked failed by the controller; the volume stays where it is (see: failover history ${unit})`);
         // Guarded on the revision read above, and on no failover having started since.
         const remove = etcd
           .if(ks.service(unit), 'Mod', '==', stored.modRevision)
