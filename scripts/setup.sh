@@ -7,15 +7,28 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+# Node >= 20 (package.json "engines"): ESM, AbortSignal.timeout, fetch and the test runner need it.
+if ! command -v node >/dev/null; then
+  echo "setup: Node.js >= 20 is required and no 'node' is on PATH (https://nodejs.org, or NodeSource's nodejs package)" >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js >= 20 is required, found $(node --version)" >&2
+  exit 1
+fi
+
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
+# etcdctl (for looking at the keyspace by hand, and `failover etcd-roles` lines) is Debian's etcd-client.
+command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v losetup >/dev/null || need+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ "${#need[@]}" -gt 0 ] || [ "${CI:-}" = true ]; then
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq etcd-server debootstrap util-linux e2fsprogs systemd >/dev/null
+  $SUDO apt-get install -y -qq etcd-server etcd-client debootstrap util-linux e2fsprogs systemd >/dev/null
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
