@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { registerCompletionCommand } from './commands/completion.js';
+import { registerRestoreCommand } from './commands/restore.js';
 import { didYouMean, shown } from './names.js';
 import { ConfigError } from '../config/index.js';
 import { addGlobalOptions } from './context.js';
@@ -75,6 +76,7 @@ export function buildProgram(): Command {
   registerCancelCommand(program);
   registerSnapshotCommands(program);
   registerEtcdRolesCommand(program);
+  registerRestoreCommand(program);
   registerCompletionCommand(program);
   decorate(program);
   return program;

@@ -1,4 +1,5 @@
 import { describeInstanceStatus, describeInstances, stopInstances } from './instances.js';
+import { createVolume } from './create-volume.js';
 import { createSnapshot, deleteSnapshot, describeSnapshots } from './snapshots.js';
 import { createTags, deleteTags } from './tags.js';
 import type { ActionHandler } from './types.js';
@@ -14,6 +15,7 @@ export const ACTIONS: ReadonlyMap<string, ActionHandler> = new Map([
   ['DescribeVolumes', describeVolumes],
   ['AttachVolume', attachVolume],
   ['DetachVolume', detachVolume],
+  ['CreateVolume', createVolume],
   ['CreateSnapshot', createSnapshot],
   ['DescribeSnapshots', describeSnapshots],
   ['DeleteSnapshot', deleteSnapshot],
