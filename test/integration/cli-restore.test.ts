@@ -71,7 +71,7 @@ describe('failover restore', () => {
     const r = await cli(['restore', unit, '--latest', '--yes']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`snapshot:   ${snaps.newer}`);
-    expect(r.stderr).toMatch(/DATA LOSS:  everything written after that: \d+s of writes/);
+    expect(r.stderr).toMatch(/DATA LOSS: {2}everything written after that: \d+s of writes/);
     const newVolumeId = /restored: postgres@(vol-[0-9a-f]+) \(volume \1 in us-east-1a/.exec(r.stdout)?.[1];
     expect(newVolumeId, r.stdout).toBeDefined();
     const [created] = await sdk().describeVolumes([newVolumeId ?? '']);
