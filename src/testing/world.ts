@@ -162,7 +162,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     await group.spawning;
   };
   for (const [index, h] of opts.hosts.entries()) {
-    const instanceId = `i-${String(index + 1).padStart(2, '0')}${hex(15)}`;
+    // 17 hex digits at most (EC2's format): 2 decimal digits of the index below 100, 3 from there (bench worlds).
+    const instanceId = index + 1 < 100 ? `i-${String(index + 1).padStart(2, '0')}${hex(15)}` : `i-${String(index + 1).padStart(3, '0')}${hex(14)}`;
     const deviceDir = join(dir, instanceId, 'dev');
     ec2.sim.addInstance({ instanceId, az: h.az });
     ec2.sim.setDeviceDir(instanceId, deviceDir);

@@ -16,8 +16,20 @@ export function tagFilterValues(name: string, tags: Record<string, string>): str
   return undefined;
 }
 
+/** Compiled patterns, reused: a filter of 200 values over thousands of resources would compile them per resource. */
+const compiled = new Map<string, RegExp>();
+
 /** EC2 filter values may use `*` (any run) and `?` (one character) wildcards. */
 function wildcard(pattern: string): RegExp {
+  const hit = compiled.get(pattern);
+  if (hit !== undefined) return hit;
+  if (compiled.size >= 50_000) compiled.clear();
+  const re = compile(pattern);
+  compiled.set(pattern, re);
+  return re;
+}
+
+function compile(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's');
 }
