@@ -152,6 +152,21 @@ export class HostRegistrar extends EventEmitter<Events> {
     return this.running && this.lastAttemptOk && this.lastRenewalAgoMs() < this.ttlMs / 2;
   }
 
+  /**
+   * A fresh round trip to etcd now (one keepalive of our lease, bounded by `timeoutMs`), for a peer that
+   * asks whether etcd answers: a claim from the last periodic renewal could predate an outage that just
+   * began. Changes no renewal state; false on any failure or when not registered.
+   */
+  async probeEtcd(timeoutMs: number): Promise<boolean> {
+    const leaseId = this.currentLease;
+    if (!this.running || leaseId === null) return false;
+    try {
+      return (await bounded(Math.max(1, Math.min(timeoutMs, this.attemptMs)), 'peer-asked etcd probe', () => this.keepaliveOnce(leaseId))) > 0;
+    } catch {
+      return false;
+    }
+  }
+
   /** Registers (resuming the lease named in leaseStateFile if etcd still has it) and starts renewing. */
   async start(): Promise<RegisteredEvent> {
     this.running = true;

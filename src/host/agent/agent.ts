@@ -325,7 +325,13 @@ function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number,
     if (selfRenewalAgoMs < lastSelfAgoMs) memory = FRESH_FENCE_MEMORY;
     lastSelfAgoMs = selfRenewalAgoMs;
     const results = await probePeers(peers(), timeoutMs);
-    const decision = decideFence(results, { now: performance.now(), selfRenewalAgoMs, renewEveryMs, recoveryGraceMs }, memory);
+    let decision = decideFence(results, { now: performance.now(), selfRenewalAgoMs, renewEveryMs, recoveryGraceMs }, memory);
+    // Peers just reached etcd: before stopping everything, one round trip of our own (etcd may be back
+    // for us too, ahead of our next scheduled retry at the end of an outage for everyone).
+    if (decision.fence && results.some((r) => 'answer' in r && r.answer.fresh && r.answer.reachesEtcd)) {
+      const selfReaches = (await health()?.probeEtcd?.(timeoutMs).catch(() => false)) ?? false;
+      if (selfReaches) decision = { fence: false, reason: 'peers reach etcd and so does this host again: renewals resume', memory: FRESH_FENCE_MEMORY };
+    }
     memory = decision.memory;
     const line = {
       instanceId: self, fence: decision.fence, reason: decision.reason, selfRenewalAgoMs: Math.round(selfRenewalAgoMs),

@@ -10,8 +10,11 @@ const B = { instanceId: 'i-0bbbbbbbbbbbbbbb2', endpoint: '10.0.1.12:9643' };
 const CTX = { now: 100_000, selfRenewalAgoMs: 2_500, renewEveryMs: 1_333, recoveryGraceMs: 2_667 };
 const fresh = { outageForAll: false, peersBackSince: null };
 const afterOutage = { outageForAll: true, peersBackSince: null };
-const reaches = (peer: typeof A, ago = 300): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: true, lastRenewalAgoMs: ago } });
-const cutOff = (peer: typeof A): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: false, lastRenewalAgoMs: 12_000 } });
+/** An answer from an agent that does not probe etcd for the question (its last renewal's word). */
+const reaches = (peer: typeof A, ago = 300): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: true, lastRenewalAgoMs: ago, fresh: false } });
+const cutOff = (peer: typeof A): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd: false, lastRenewalAgoMs: 12_000, fresh: false } });
+/** An answer from a round trip to etcd made for the question. */
+const freshly = (peer: typeof A, reachesEtcd: boolean, ago = 1_200): ProbeResult => ({ peer, answer: { instanceId: peer.instanceId, reachesEtcd, lastRenewalAgoMs: ago, fresh: true } });
 const silent = (peer: typeof A): ProbeResult => ({ peer, error: 'TimeoutError: The operation was aborted due to timeout' });
 const KEEP = 'keeping units running (EC2 single attachment keeps each disk exclusive)';
 
@@ -29,8 +32,22 @@ describe('decideFence', () => {
       'a stale claim (renewed before this host began failing) is no proof',
       [cutOff(A), reaches(B, 1_200)], false, `${B.instanceId} last renewed before this host's renewals began failing: no proof etcd answers anyone; asking again`,
     ],
+    [
+      // The start-of-outage race, answered by a fresh probe: B's last renewal is old, but it reached etcd just now.
+      'a fresh round trip by a peer proves etcd answers it, whatever its last renewal',
+      [cutOff(A), freshly(B, true)], true, `${B.instanceId} reached etcd just now, this host cannot: cut off alone`,
+    ],
+    [
+      // B renewed a moment before etcd went away (a stale claim would say "reaches"); its fresh probe fails.
+      'fresh probes that all fail mean etcd is down for everyone',
+      [freshly(A, false), freshly(B, false, 200)], false, `2 of 2 peer(s) answered and none reaches etcd: etcd is down for everyone; ${KEEP}`,
+    ],
   ])('%s', (_name, results, fence, reason) => {
     expect(decideFence(results, CTX, fresh)).toMatchObject({ fence, reason });
+  });
+
+  it('a fresh proof fences even right after an outage for everyone (the agent then tries its own round trip first)', () => {
+    expect(decideFence([freshly(A, true)], CTX, afterOutage)).toMatchObject({ fence: true });
   });
 
   it('remembers an outage for everyone', () => {
@@ -108,9 +125,25 @@ describe('peer endpoint over loopback HTTP', () => {
     });
     expect(server.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
     const peer = { instanceId: A.instanceId, endpoint: server.endpoint };
-    expect(await probePeer(peer, 2_000)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: true, lastRenewalAgoMs: 1234 } });
+    expect(await probePeer(peer, 2_000)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: true, lastRenewalAgoMs: 1234, fresh: false } });
     reaching = false;
-    expect(await probePeer(peer, 2_000)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: false, lastRenewalAgoMs: 1234 } });
+    expect(await probePeer(peer, 2_000)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: false, lastRenewalAgoMs: 1234, fresh: false } });
+  });
+
+  it('with probeEtcd, answers from a round trip made for the question, within the asker\'s budget', async () => {
+    const budgets: number[] = [];
+    let etcdUp = true;
+    server = await servePeerEndpoint({
+      listen: '127.0.0.1:0', instanceId: A.instanceId, privateIp: '10.0.1.11', log: silentLogger(),
+      // The last renewal says "reaches" throughout: only the fresh probe knows etcd just went away.
+      health: () => ({ reachesEtcd: () => true, lastRenewalAgoMs: () => 100, probeEtcd: async (ms: number) => (budgets.push(ms), etcdUp) }),
+    });
+    const peer = { instanceId: A.instanceId, endpoint: server.endpoint };
+    expect(await probePeer(peer, 500)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: true, lastRenewalAgoMs: 100, fresh: true } });
+    etcdUp = false;
+    expect(await probePeer(peer, 500)).toEqual({ peer, answer: { instanceId: A.instanceId, reachesEtcd: false, lastRenewalAgoMs: 100, fresh: true } });
+    // The asker's 500 ms minus room for the HTTP exchange.
+    expect(budgets).toEqual([425, 425]);
   });
 
   it('before registration the host cannot vouch for etcd', async () => {

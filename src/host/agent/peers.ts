@@ -34,6 +34,12 @@ export const PeerAnswer = z.object({
   instanceId: z.string(),
   reachesEtcd: z.boolean(),
   lastRenewalAgoMs: z.number(),
+  /**
+   * `reachesEtcd` comes from a round trip to etcd made for this question (not from the peer's last
+   * periodic renewal, which may predate an outage that just began): a true fresh answer proves etcd
+   * answers someone now.
+   */
+  fresh: z.boolean().default(false),
 });
 export type PeerAnswer = z.infer<typeof PeerAnswer>;
 
@@ -41,7 +47,14 @@ export type PeerAnswer = z.infer<typeof PeerAnswer>;
 export interface EtcdHealth {
   reachesEtcd(): boolean;
   lastRenewalAgoMs(): number;
+  /** One bounded round trip to etcd now. */
+  probeEtcd?(timeoutMs: number): Promise<boolean>;
 }
+
+/** Query parameter: how long the asking peer waits for the answer, so the fresh etcd probe fits in it. */
+const BUDGET_PARAM = 'budgetMs';
+/** Room left for the HTTP exchange itself within the asker's budget. */
+const HTTP_SLACK_MS = 75;
 
 export interface Peer {
   instanceId: string;
@@ -90,8 +103,14 @@ export function decideFence(results: readonly ProbeResult[], ctx: FenceContext, 
     return { fence: true, reason: `none of ${results.length} known peer(s) answered: this host is cut off from everyone`, memory };
   }
   const claiming = answered.filter((r) => r.answer.reachesEtcd);
-  const proving = claiming.filter((r) => r.answer.lastRenewalAgoMs + ctx.renewEveryMs < ctx.selfRenewalAgoMs);
   const names = (rs: readonly { peer: Peer }[]): string => rs.map((r) => r.peer.instanceId).join(', ');
+  // A fresh answer is a round trip to etcd made for this question: proof on its own. (The agent then
+  // tries its own round trip before it fences: etcd may have come back for it too, a moment ago.)
+  const freshProof = claiming.filter((r) => r.answer.fresh);
+  if (freshProof.length > 0) {
+    return { fence: true, reason: `${names(freshProof)} reached etcd just now, this host cannot: cut off alone`, memory: { ...memory, peersBackSince: null } };
+  }
+  const proving = claiming.filter((r) => r.answer.lastRenewalAgoMs + ctx.renewEveryMs < ctx.selfRenewalAgoMs);
   if (proving.length > 0) {
     if (!memory.outageForAll) {
       return { fence: true, reason: `${names(proving)} renewed after this host's renewals began failing (${Math.round(ctx.selfRenewalAgoMs)} ms ago): this host is cut off alone`, memory };
@@ -132,7 +151,8 @@ export function probeTimeoutMs(fenceMarginMs: number): number {
 /** One peer's answer, or the reason there is none (time-out, refused, garbage). Never throws. */
 export async function probePeer(peer: Peer, timeoutMs: number): Promise<ProbeResult> {
   try {
-    const res = await fetch(`http://${peer.endpoint}${PEER_PATH}`, { signal: AbortSignal.timeout(timeoutMs) });
+    const budget = Math.max(1, timeoutMs - HTTP_SLACK_MS);
+    const res = await fetch(`http://${peer.endpoint}${PEER_PATH}?${BUDGET_PARAM}=${budget}`, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) return { peer, error: `HTTP ${res.status}` };
     const answer = PeerAnswer.parse(await res.json());
     if (answer.instanceId !== peer.instanceId) return { peer, error: `answered as ${answer.instanceId}` };
@@ -169,22 +189,34 @@ export function advertisedEndpoint(bound: { address: string; port: number }, pri
   return host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`;
 }
 
+/** The 1 s cap keeps one question from holding the answering agent; no budget: the asker is an old agent. */
+const MAX_BUDGET_MS = 1_000;
+
+/** The answer to one question: a fresh etcd round trip when the asker gave a budget, else the last renewal's word. */
+async function answer(instanceId: string, health: EtcdHealth | null, rawBudget: string | null): Promise<PeerAnswer> {
+  const budget = Number(rawBudget);
+  const lastRenewalAgoMs = (): number => Math.round(health?.lastRenewalAgoMs() ?? -1);
+  // Not registered yet: this host cannot vouch for etcd.
+  if (health === null) return { instanceId, reachesEtcd: false, lastRenewalAgoMs: -1, fresh: false };
+  if (rawBudget === null || !Number.isFinite(budget) || budget <= 0 || health.probeEtcd === undefined) {
+    return { instanceId, reachesEtcd: health.reachesEtcd(), lastRenewalAgoMs: lastRenewalAgoMs(), fresh: false };
+  }
+  const reaches = await health.probeEtcd(Math.min(budget, MAX_BUDGET_MS)).catch(() => false);
+  return { instanceId, reachesEtcd: reaches, lastRenewalAgoMs: lastRenewalAgoMs(), fresh: true };
+}
+
 /** Serves `GET /v1/etcd`; resolves once listening. */
 export async function servePeerEndpoint(opts: { listen: string; instanceId: string; privateIp: string; health: () => EtcdHealth | null; log: Logger }): Promise<PeerServer> {
   const { host, port } = parseListen(opts.listen);
   const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url !== PEER_PATH) {
+    const url = new URL(req.url ?? '/', 'http://peer');
+    if (req.method !== 'GET' || url.pathname !== PEER_PATH) {
       res.writeHead(404).end();
       return;
     }
-    const health = opts.health();
-    const body: PeerAnswer = {
-      instanceId: opts.instanceId,
-      // Not registered yet: this host cannot vouch for etcd.
-      reachesEtcd: health?.reachesEtcd() ?? false,
-      lastRenewalAgoMs: Math.round(health?.lastRenewalAgoMs() ?? -1),
-    };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    void answer(opts.instanceId, opts.health(), url.searchParams.get(BUDGET_PARAM)).then((body) => {
+      if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
   });
   // A peer's probe must never hold this process: short idle time-out, no keep-alive pile-up.
   server.keepAliveTimeout = 1_000;
