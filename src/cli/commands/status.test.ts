@@ -114,3 +114,11 @@ describe('offline hosts', () => {
     expect(renderStatus(view, NOW, { wide: true })).toMatch(new RegExp(`${UNIT}\\s+${VOL}\\s+${H1}\\s+4\\s+active`));
   });
 });
+
+describe('a running failover in the services table', () => {
+  it('says how long it has been at its step', () => {
+    const view = buildStatus(state({ ...placedOnH1, journals: new Map([[VOL, s(journalAt('detaching'))]]) }), new Map(), NOW);
+    expect(view.services[0]?.inStepMs).toBe(2_000);
+    expect(renderStatus(view, NOW)).toMatch(new RegExp(`${UNIT}\\s+${VOL}\\s+${H1}\\s+failover detaching for 2s`));
+  });
+});

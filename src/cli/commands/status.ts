@@ -33,6 +33,8 @@ export interface ServiceView {
   /** Why, when the state is not fine: the report's error, the blocked reason, … */
   detail: string | null;
   lastFailover: { kind: string; step: string; startedAt: number; finishedAt: number | null; error: string | null } | null;
+  /** While a failover runs: how long it has been at its current step (`failover detaching for 4s`). */
+  inStepMs?: number;
 }
 
 /** A manual request that the controller has not started (it deletes the request when it does). */
@@ -142,6 +144,7 @@ export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | n
         generation: placement?.generation ?? null,
         ...serviceState(state, value.volumeId),
         lastFailover: journal ? { kind: journal.kind, step: journal.step, startedAt: journal.startedAt, finishedAt: journal.finishedAt, error: journal.error } : null,
+        ...(journal && isInProgress(journal) ? { inStepMs: Math.max(0, now - journal.stepStartedAt) } : {}),
       };
     })
     .sort((a, b) => a.unit.localeCompare(b.unit));
@@ -157,6 +160,12 @@ export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | n
     })
     .sort((a, b) => a.unit.localeCompare(b.unit));
   return { leader: state.leader, revision: state.revision, hosts, services, failovers, requests, offline: offlineHosts(state, events) };
+}
+
+/** `active`, `blocked (reason)`, `failover detaching for 4s`, `drift (device gone)`. */
+function stateText(s: ServiceView): string {
+  const state = s.inStepMs !== undefined && s.state !== 'blocked' ? `${s.state} for ${formatDuration(s.inStepMs)}` : s.state;
+  return s.detail ? `${state} (${s.detail})` : state;
 }
 
 export function renderStatus(view: StatusView, now: number, opts: { wide?: boolean } = {}): string {
@@ -183,11 +192,11 @@ export function renderStatus(view: StatusView, now: number, opts: { wide?: boole
     opts.wide
       ? renderTable(
           ['SERVICE', 'VOLUME', 'HOLDER', 'GEN', 'STATE', 'LAST FAILOVER'],
-          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.generation === null ? '-' : String(s.generation), s.detail ? `${s.state} (${s.detail})` : s.state, lastFailover(s)]),
+          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.generation === null ? '-' : String(s.generation), stateText(s), lastFailover(s)]),
         )
       : renderTable(
           ['SERVICE', 'VOLUME', 'HOLDER', 'STATE', 'LAST FAILOVER'],
-          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.detail ? `${s.state} (${s.detail})` : s.state, lastFailover(s)]),
+          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', stateText(s), lastFailover(s)]),
         ),
   );
   if (view.failovers.length) {
