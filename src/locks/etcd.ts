@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import { z } from 'zod';
 import { wrapEtcdError } from './errors.js';
@@ -76,18 +77,22 @@ export function connectEtcd(input: EtcdConnectOptions): Etcd3 {
  * (like a lease keepalive) off a member that refuses, resets or swallows connections; a caller that
  * must not lose a whole renewal period to one bad member (the host registrar) sends each call to one
  * member itself and rotates on failure. Closing `client` closes these too. A client not made by
- * connectEtcd (or with one endpoint) yields itself.
+ * connectEtcd yields itself.
  */
 export function memberClients(client: Etcd3): readonly MemberClient[] {
   const cached = membersByClient.get(client);
   if (cached) return cached;
   const made = optionsByClient.get(client);
   let members: readonly MemberClient[];
-  if (made === undefined || made.endpoints.length <= 1) {
-    members = [{ endpoint: made?.endpoints[0] ?? endpointsOf(client)[0] ?? 'etcd', client }];
+  if (made === undefined) {
+    members = [{ endpoint: endpointsOf(client)[0] ?? 'etcd', client }];
   } else {
+    // Own clients even for one endpoint, without etcd3's circuit breaker and retries: after an outage
+    // the shared client's breaker stays open for 5 s ("Execution prevented because the circuit breaker
+    // is open") while etcd already answers, so a renewal through it would fail where a peer's succeeds
+    // and the host would fence itself for nothing (chaos seed 14). The caller bounds and rotates itself.
     members = made.endpoints.map((endpoint) => {
-      const member = new Etcd3({ ...made.options, hosts: [endpoint] });
+      const member = new Etcd3({ ...made.options, hosts: [endpoint], faultHandling: { ...made.options.faultHandling, host: () => noop, global: noop } });
       endpointsByClient.set(member, [endpoint]);
       return { endpoint, client: member };
     });
