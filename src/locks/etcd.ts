@@ -48,6 +48,10 @@ export function endpointsOf(client: Etcd3): readonly string[] {
   return endpointsByClient.get(client) ?? ['etcd'];
 }
 
+/** 100 ms, at most 500 ms, between reconnects of a member client: one connect attempt per half second per member while etcd is down. */
+const RECONNECT_FIRST_MS = 100;
+const RECONNECT_MAX_MS = 500;
+
 /** Opens an etcd client (TLS and auth when configured). Connection happens lazily on first call. */
 export function connectEtcd(input: EtcdConnectOptions): Etcd3 {
   const opts = EtcdConnectOptions.parse(input);
@@ -92,7 +96,14 @@ export function memberClients(client: Etcd3): readonly MemberClient[] {
     // is open") while etcd already answers, so a renewal through it would fail where a peer's succeeds
     // and the host would fence itself for nothing (chaos seed 14). The caller bounds and rotates itself.
     members = made.endpoints.map((endpoint) => {
-      const member = new Etcd3({ ...made.options, hosts: [endpoint], faultHandling: { ...made.options.faultHandling, host: () => noop, global: noop } });
+      const member = new Etcd3({
+        ...made.options,
+        hosts: [endpoint],
+        faultHandling: { ...made.options.faultHandling, host: () => noop, global: noop },
+        // gRPC's reconnect back-off grows to minutes during an outage (1 s × 1.6ⁿ): once etcd is back a
+        // renewal could wait seconds for the channel while peers already get through. Cap it low.
+        grpcOptions: { ...made.options.grpcOptions, 'grpc.initial_reconnect_backoff_ms': RECONNECT_FIRST_MS, 'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS },
+      });
       endpointsByClient.set(member, [endpoint]);
       return { endpoint, client: member };
     });

@@ -160,8 +160,13 @@ export class HostRegistrar extends EventEmitter<Events> {
   async probeEtcd(timeoutMs: number): Promise<boolean> {
     const leaseId = this.currentLease;
     if (!this.running || leaseId === null) return false;
+    const ms = Math.max(1, Math.min(timeoutMs, this.attemptMs));
+    // Every member at once: the question is whether etcd answers at all, not whether our current member does.
     try {
-      return (await bounded(Math.max(1, Math.min(timeoutMs, this.attemptMs)), 'peer-asked etcd probe', () => this.keepaliveOnce(leaseId))) > 0;
+      return await Promise.any(this.members.map(async (member) => {
+        if ((await bounded(ms, `etcd probe on ${member.endpoint}`, () => this.keepaliveOn(member, leaseId))) > 0) return true;
+        throw new Error('lease gone');
+      }));
     } catch {
       return false;
     }

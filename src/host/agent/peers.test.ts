@@ -35,7 +35,7 @@ describe('decideFence', () => {
     [
       // The start-of-outage race, answered by a fresh probe: B's last renewal is old, but it reached etcd just now.
       'a fresh round trip by a peer proves etcd answers it, whatever its last renewal',
-      [cutOff(A), freshly(B, true)], true, `${B.instanceId} reached etcd just now, this host cannot: cut off alone`,
+      [cutOff(A), freshly(B, true)], true, `${B.instanceId} reached etcd just now: this host is cut off alone`,
     ],
     [
       // B renewed a moment before etcd went away (a stale claim would say "reaches"); its fresh probe fails.
@@ -46,8 +46,10 @@ describe('decideFence', () => {
     expect(decideFence(results, CTX, fresh)).toMatchObject({ fence, reason });
   });
 
-  it('a fresh proof fences even right after an outage for everyone (the agent then tries its own round trip first)', () => {
-    expect(decideFence([freshly(A, true)], CTX, afterOutage)).toMatchObject({ fence: true });
+  it('right after an outage for everyone, a fresh proof waits out the recovery grace too (chaos seed 14)', () => {
+    expect(decideFence([freshly(A, true)], CTX, afterOutage)).toMatchObject({ fence: false, memory: { outageForAll: true, peersBackSince: CTX.now } });
+    const later = { ...CTX, now: CTX.now + CTX.recoveryGraceMs };
+    expect(decideFence([freshly(A, true)], later, { outageForAll: true, peersBackSince: CTX.now })).toMatchObject({ fence: true });
   });
 
   it('remembers an outage for everyone', () => {

@@ -104,16 +104,16 @@ export function decideFence(results: readonly ProbeResult[], ctx: FenceContext, 
   }
   const claiming = answered.filter((r) => r.answer.reachesEtcd);
   const names = (rs: readonly { peer: Peer }[]): string => rs.map((r) => r.peer.instanceId).join(', ');
-  // A fresh answer is a round trip to etcd made for this question: proof on its own. (The agent then
-  // tries its own round trip before it fences: etcd may have come back for it too, a moment ago.)
-  const freshProof = claiming.filter((r) => r.answer.fresh);
-  if (freshProof.length > 0) {
-    return { fence: true, reason: `${names(freshProof)} reached etcd just now, this host cannot: cut off alone`, memory: { ...memory, peersBackSince: null } };
-  }
-  const proving = claiming.filter((r) => r.answer.lastRenewalAgoMs + ctx.renewEveryMs < ctx.selfRenewalAgoMs);
+  // A fresh answer is a round trip to etcd made for this question: proof on its own, whatever the peer's
+  // last renewal (the start-of-outage race cannot fool it). The end-of-outage race still applies: a peer
+  // may get through a moment before this host does (its gRPC channels reconnect on their own back-off),
+  // so after an outage for everyone the recovery grace below holds for fresh proofs too. (The agent also
+  // tries its own round trip before it fences.)
+  const proving = claiming.filter((r) => r.answer.fresh || r.answer.lastRenewalAgoMs + ctx.renewEveryMs < ctx.selfRenewalAgoMs);
   if (proving.length > 0) {
     if (!memory.outageForAll) {
-      return { fence: true, reason: `${names(proving)} renewed after this host's renewals began failing (${Math.round(ctx.selfRenewalAgoMs)} ms ago): this host is cut off alone`, memory };
+      const how = proving.every((r) => r.answer.fresh) ? 'reached etcd just now' : `renewed after this host's renewals began failing (${Math.round(ctx.selfRenewalAgoMs)} ms ago)`;
+      return { fence: true, reason: `${names(proving)} ${how}: this host is cut off alone`, memory };
     }
     const since = memory.peersBackSince ?? ctx.now;
     const waited = ctx.now - since;
