@@ -265,6 +265,19 @@ describe('chaos checker', () => {
     expect(moved.violations.some((v) => v.message.includes('EC2 attachment change'))).toBe(true);
   });
 
+  it('7: an operator\'s move within the window after an outage is the move, not the outage (chaos seed 13)', () => {
+    const r = run([...base(),
+      { at: at(11_000), type: 'fault', phase: 'inject', id: 9, kind: 'kill-all', of: 'etcd-outage', targets: ['etcd'], effect: 'etcd-outage', detail: { mode: 'kill', quietAfterMs: 5_000 } },
+      { at: at(13_000), type: 'fault', phase: 'heal', id: 9, kind: 'kill-all', of: 'etcd-outage', targets: ['etcd'], effect: 'etcd-outage', detail: { mode: 'kill', quietAfterMs: 5_000 } },
+      { at: at(15_000), type: 'operator', phase: 'start', id: 1, action: 'move', unit: UNIT, args: [] },
+      { at: at(15_100), type: 'request', volumeId: VOL, present: true, requestId: 'r9', requestedAt: at(15_100), toInstanceId: null, force: true, deadline: at(23_100) },
+      { at: at(15_200), type: 'journal', volumeId: VOL, unit: UNIT, kind: 'manual', step: 'detected', from: H2, to: null, requestId: 'r9', startedAt: at(15_200) },
+      { at: at(15_300), type: 'unit', host: H2, unit: UNIT, active: false },
+      { at: at(15_400), type: 'ec2-change', volumeId: VOL, instanceId: H2, state: 'detaching' },
+    ]);
+    expect(r.violations.filter((v) => v.invariant === 7)).toEqual([]);
+  });
+
   it('8: a service down past the bound while a healthy host of its AZ could take it', () => {
     const events = base().filter((e) => !(e.at > at(7_000) && e.at < at(9_000)) || e.type === 'fault').map((e) => (e.type === 'phase' && e.name === 'end' ? { ...e, at: at(45_000) } : e));
     events.push(

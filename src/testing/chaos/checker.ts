@@ -533,12 +533,20 @@ export function checkOutage(tl: Timeline): Violation[] {
       if (j && !TERMINAL_STEPS.has(j.step)) busy.add(s.volumeId);
     }
     for (const c of tl.of('ec2-change')) if (c.at >= w.from - OUTAGE_LEAD_MS && c.at < w.from) busy.add(c.volumeId);
-    const stops = tl.of('unit').filter((u) => !u.active && u.at >= w.from && u.at <= w.to).filter((u) => !busy.has(tl.world.services.find((s) => s.unit === u.unit)?.volumeId ?? ''));
+    // An operator's move started within the window is a reason to stop and move that volume: its events
+    // from the manual journal's start on are the move, not the outage's doing (chaos seed 13).
+    const movedFrom = new Map<string, number>();
+    for (const j of tl.of('journal')) {
+      if (j.kind === 'manual' && j.startedAt >= w.from && j.startedAt <= w.to) movedFrom.set(j.volumeId, Math.min(movedFrom.get(j.volumeId) ?? Infinity, j.startedAt));
+    }
+    const byOperator = (volumeId: string, at: number): boolean => at >= (movedFrom.get(volumeId) ?? Infinity);
+    const volumeOf = (unit: string): string => tl.world.services.find((s) => s.unit === unit)?.volumeId ?? '';
+    const stops = tl.of('unit').filter((u) => !u.active && u.at >= w.from && u.at <= w.to).filter((u) => !busy.has(volumeOf(u.unit)) && !byOperator(volumeOf(u.unit), u.at));
     if (stops.length > 0) {
       const first = stops[0] as UnitEvent;
       out.push(mk(tl, 7, first.at, `etcd outage (${String(f.inject.detail?.mode ?? '')}, ${f.heal - f.inject.at} ms): ${stops.length} unit stop(s), first ${first.unit} on ${first.host} at +${first.at - w.from} ms`, { from: w.from, to: first.at }, [first.unit, first.host]));
     }
-    const moves = tl.of('ec2-change').filter((c) => c.at >= w.from && c.at <= w.to && !busy.has(c.volumeId));
+    const moves = tl.of('ec2-change').filter((c) => c.at >= w.from && c.at <= w.to && !busy.has(c.volumeId) && !byOperator(c.volumeId, c.at));
     if (moves.length > 0) {
       const first = moves[0] as Ec2ChangeEvent;
       out.push(mk(tl, 7, first.at, `etcd outage (${String(f.inject.detail?.mode ?? '')}, ${f.heal - f.inject.at} ms): ${moves.length} EC2 attachment change(s), first ${first.volumeId} ${first.instanceId} → ${first.state} at +${first.at - w.from} ms`, { from: w.from, to: first.at }, [first.volumeId]));
