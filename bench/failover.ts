@@ -6,7 +6,7 @@
  * election TTL, fence margin scaled by SCALE; parallelism 4, the default, no tuning flags).
  *
  *   npm run bench:failover                      # one, 10, 100 simultaneous, leader killed, etcd leader change
- *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, leader-killed, etcd-leader)
+ *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, n100-third, leader-killed, etcd-leader, az1000)
  *   npx tsx bench/failover-inprocess.ts         # the older in-process bench (in-memory store, pretend agents)
  *
  * Prints a table per run and, last, one `key: value` line per goal.
@@ -224,6 +224,8 @@ const RUNS: Run[] = [
   { name: 'one', deadHosts: 1, spareHosts: 1, volumesPerHost: 1, event: 'none', controllers: 1, hostsPerProcess: 1 },
   { name: 'n10', deadHosts: 1, spareHosts: 1, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 1 },
   { name: 'n100', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5 },
+  // The same 100 volumes when a third of the hosts die (below the suspect threshold of half): no grace, no pacing.
+  { name: 'n100-third', deadHosts: 10, spareHosts: 20, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5 },
   { name: 'leader-killed', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2, hostsPerProcess: 5 },
   { name: 'etcd-leader', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'etcd-leader', controllers: 1, hostsPerProcess: 5 },
   // AZ-sized: the issue's shape (half of 200 hosts die, 10 volumes each); only with BENCH_ONLY=az1000 (heavy).
@@ -250,6 +252,8 @@ if (one) console.log(`goal one (≤ floor + 1 s): ${one.done === 1 && one.last <
 const largest = results.get('az1000') ?? results.get('n100') ?? results.get('n10');
 if (largest) console.log(`ratio az${largest.n}: ${ratio(largest)}${largest.n === 1000 ? '' : '   (largest N run; az1000 only with BENCH_ONLY=az1000: see README)'}`);
 if (largest) console.log(`goal az${largest.n} (≤ 1.1 × API-rate floor): ${largest.done === largest.n && largest.last <= 1.1 * largest.floor ? 'met' : 'missed'}`);
+const third = results.get('n100-third');
+if (third) console.log(`ratio az100-third: ${ratio(third)}   (10 of 30 hosts: no suspect pacing)`);
 const lk = results.get('leader-killed');
 if (lk) {
   const r = lk.done === lk.n ? ((lk.last - ELECTION_TTL_MS) / lk.floor).toFixed(2) : 'n/a';

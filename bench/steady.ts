@@ -34,7 +34,8 @@ const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? '60');
 const TTL_MS = 10_000;
 const GOALS = { rssMb: 200, etcdWritesPerS: 0, describePer200PerResync: 1 };
 const RESYNC_MS = 30_000;
-const DEVICES = 'fghijklmnopqrstuvwxyz'.split('').map((c) => `/dev/xvd${c}`);
+/** The names the placement schema accepts (/dev/xvd[f-p], /dev/sd[f-p]): 22, enough for 20 volumes per host. */
+const DEVICES = ['xvd', 'sd'].flatMap((p) => 'fghijklmnop'.split('').map((c) => `/dev/${p}${c}`));
 
 const inst = (h: number): string => `i-${h.toString(16).padStart(17, '0')}`;
 const vol = (v: number): string => `vol-${v.toString(16).padStart(17, '0')}`;
@@ -206,6 +207,24 @@ try {
   const startupRss = procStat(pid).rssMb;
   const metrics = (): Promise<string[]> => etcdMetrics(world);
   world.ec2.sim.resetStats();
+  // What is written during the window, by kind of key (the goal: nothing but lease keep-alives, which write no key).
+  const written = new Map<string, number>();
+  const watcher = await world.client.watch().prefix('/').create();
+  const count = (kind: string) => (kv: { key: Buffer }): void => {
+    const rel = kv.key.toString().replace(world.ks.prefix, '');
+    const what = `${kind} ${rel.split('/')[0] ?? rel}/`;
+    written.set(what, (written.get(what) ?? 0) + 1);
+  };
+  const samples: string[] = [];
+  const placementKeys = new Set<string>();
+  watcher.on('put', (kv) => {
+    if (kv.key.toString().startsWith(world.ks.placementsPrefix())) placementKeys.add(kv.key.toString());
+  });
+  watcher.on('put', count('put'));
+  watcher.on('put', (kv) => {
+    if (samples.length < 3) samples.push(`${kv.key.toString().replace(world.ks.prefix, '')} = ${kv.value.toString().slice(0, 300)}`);
+  });
+  watcher.on('delete', count('delete'));
   const e0 = await etcdCounters(world.client, metrics);
   const p0 = procStat(pid);
   const t0 = Date.now();
@@ -217,6 +236,7 @@ try {
   const elapsedS = (Date.now() - t0) / 1000;
   const p1 = procStat(pid);
   const e1 = await etcdCounters(world.client, metrics);
+  await watcher.cancel();
   const stats = world.ec2.sim.stats();
   const journals = await world.client.getAll().prefix(world.ks.journalPrefix()).keys();
   const pass = decidePass(s, world.ec2.sim);
@@ -235,6 +255,9 @@ try {
   console.log(`   controller RSS ${p1.rssMb.toFixed(0)} MB (max ${rssMax.toFixed(0)} MB; ${startupRss.toFixed(0)} MB after settling); CPU ${cpuPct.toFixed(1)} % of one core`);
   console.log(`   etcd (3 members, all clients: the controller and ${HOSTS} lease-holders): ${perS(e0.unary, e1.unary).toFixed(1)} unary requests/s, ${perS(e0.streamMsgs, e1.streamMsgs).toFixed(1)} stream messages/s (LeaseKeepAlive ${perS(e0.keepAlives, e1.keepAlives).toFixed(1)}/s ≈ ${HOSTS} / (TTL/3) on the leader)`);
   console.log(`   etcd writes (revision) ${writesPerS.toFixed(2)}/s, puts ${perS(e0.puts, e1.puts).toFixed(2)}/s, WAL bytes written ${perS(e0.walBytes, e1.walBytes).toFixed(0)} B/s (all members)`);
+  console.log(`   keys written in the window: ${[...written].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`);
+  for (const x of samples) console.log(`     e.g. ${x}`);
+  if (placementKeys.size > 0) console.log(`   distinct placements rewritten: ${placementKeys.size}; controller log tail: ${ctl.proc.stderr.slice(-1_500)}`);
   console.log(`   EC2 ${perMin(stats.total).toFixed(1)} requests/min: ${Object.entries(stats.byAction).map(([a, c]) => `${a} ${perMin(c).toFixed(1)}/min`).join(', ')}; errors ${JSON.stringify(stats.errorsByCode)}`);
   console.log(`   DescribeVolumes bursts (resyncs, configured every ${RESYNC_MS / 1000} s) in the window: ${bursts.map((b) => `+${((b.start - t0) / 1000).toFixed(0)} s: ${b.calls} calls over ${b.ms} ms`).join('; ') || 'none'}`);
   console.log(`   DescribeVolumes per resync ${perResync.toFixed(1)} for ${SERVICES} services = ${describePer200.toFixed(2)} per 200 services`);

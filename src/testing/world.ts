@@ -150,7 +150,10 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   const spawnGroup = (group: Group): FixtureProc => {
     group.boots += 1;
     const hosts = group.configs.map((c) => ({ ...c, runDir: join(dir, String(c.instanceId), `run-${group.boots}`) }));
-    const proc = new FixtureProc(`agents-${String(group.configs[0]?.instanceId)}+${group.configs.length - 1}`, repo, MULTI_AGENT_SCRIPT, { LOG_LEVEL: logLevel, MULTI_AGENT: JSON.stringify({ hosts }) });
+    // In a file: hosts × services is far beyond what one environment string may hold (E2BIG).
+    const file = join(dir, `agents-${groups.indexOf(group)}-${group.boots}.json`);
+    writeFileSync(file, JSON.stringify({ hosts }));
+    const proc = new FixtureProc(`agents-${String(group.configs[0]?.instanceId)}+${group.configs.length - 1}`, repo, MULTI_AGENT_SCRIPT, { LOG_LEVEL: logLevel, MULTI_AGENT_FILE: file });
     for (const m of group.members) m.proc = proc;
     return proc;
   };
