@@ -66,9 +66,11 @@ describe('FailoverLoop against in-memory fakes', () => {
       store, ec2, locks, metrics, parallelism: 8, log: process.env.H5DEBUG ? createLogger("t", "debug") : silentLogger(), now: Date.now, signal: controller.signal,
       config: { ...DEFAULT_DECIDE_CONFIG, pollMs: 20 }, hostGraceMs: opts.hostGraceMs ?? 0,
     });
+    // Before run(): its first look (which starts the election grace) happens synchronously inside it.
+    const startedAt = Date.now();
     const running = loop.run();
     stops.push(fakeAgents(store, ec2), () => controller.abort());
-    return { store, ec2, locks, metrics, running, controller, loop, startedAt: Date.now() };
+    return { store, ec2, locks, metrics, running, controller, loop, startedAt };
   }
 
   it('fails the volumes of a dead host over to live hosts, each attached once, locks released', async () => {
