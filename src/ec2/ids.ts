@@ -11,10 +11,13 @@ export const SnapshotId = z.string().regex(/^snap-[0-9a-f]{8,17}$/, 'expected a 
 export type SnapshotId = z.infer<typeof SnapshotId>;
 
 /**
- * Device names we request on attach. AWS recommends /dev/sd[f-p] (or /dev/xvd[f-p]) for EBS data
- * volumes on Linux; the lower letters are reserved for the root and instance-store devices.
+ * Device names of EBS attachments as EC2 accepts them on Linux (/dev/sd[b-z], /dev/xvd[b-z] and the
+ * two-letter /dev/xvdb[a-z]-style names). We only hand out /dev/xvd[f-p] (DEVICE_LETTERS, as AWS
+ * recommends), but a placement or journal must accept whatever name a volume was attached at by hand:
+ * a narrower schema made the controller reject its own adoption record of a volume at /dev/xvdq and
+ * write it again forever (found by the steady-state bench).
  */
-export const DeviceName = z.string().regex(/^\/dev\/(sd|xvd)[f-p]$/, 'expected a device name /dev/sd[f-p] or /dev/xvd[f-p]');
+export const DeviceName = z.string().regex(/^\/dev\/(sd|xvd)[b-z][a-z]?$/, 'expected a device name like /dev/xvdf (/dev/sd[b-z] or /dev/xvd[b-z], optionally a second letter)');
 export type DeviceName = z.infer<typeof DeviceName>;
 
 /** The device letters a placement may hand out, in the order they are tried. */
