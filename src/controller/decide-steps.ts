@@ -131,6 +131,11 @@ function decideDetaching(o: Observed, j: FailoverJournal, service: ServiceRecord
   // A source whose lease is gone has fenced itself (or is dead): a stuck detach of a manual move is
   // then forced after the bound even without --force, else it would hang forever.
   const sourceGone = fromIs === 'gone';
+  // A source that reported `released` for the current generation has stopped the unit and unmounted:
+  // nothing on it uses the device, so a detach stuck in `detaching` may be forced after the bound too
+  // (chaos seed 55: a manual move without --force otherwise waited forever on a stuck detach).
+  const report = o.reports.get(reportKey(from, j.volumeId));
+  const sourceReleased = report !== undefined && report.phase === 'released' && report.generation >= (o.placements.get(j.volumeId)?.generation ?? 0);
   const mayForce = forceAtOnce || j.force || sourceGone;
   const elapsed = o.now - (j.detachStartedAt ?? j.stepStartedAt);
   const overdue = elapsed >= o.config.forceDetachAfterMs;
@@ -153,7 +158,12 @@ function decideDetaching(o: Observed, j: FailoverJournal, service: ServiceRecord
       if (overdue) return fail(o, j, `detach from ${from} still busy after ${elapsed} ms and the request does not allow force (retry with --force)`);
       return wait(o, j.volumeId, `detach from ${from} is busy`);
     case 'detaching':
-      if (mayForce && overdue) return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `stuck detaching from ${from} for ${elapsed} ms: forcing` };
+      if ((mayForce || sourceReleased) && overdue) {
+        const allows = mayForce ? '' : ` (${from} released it: nothing there uses the device)`;
+        return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `stuck detaching from ${from} for ${elapsed} ms: forcing${allows}` };
+      }
+      // Bounded: a manual move whose live source has not released never forces, and never hangs either.
+      if (overdue && fromIs === 'live') return fail(o, j, `detach from ${from} still detaching after ${elapsed} ms and ${from} has not released the volume (retry with --force-detach)`);
       return wait(o, j.volumeId, `detaching from ${from}`);
     case 'attaching':
       // Only a forced detach ends an attach stuck in `attaching` (AWS's documented remedy).

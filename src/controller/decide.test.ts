@@ -270,8 +270,19 @@ describe('decide: failover steps', () => {
   const manual = (over = {}) => detaching({ kind: 'manual', cause: 'manual', toInstanceId: I2, ...over });
   it.each<[string, Spec, FailoverJournal, Decision]>([
     [
-      'source live, stuck detaching past the bound: not forced (no --force)',
-      {}, manual({ detachStartedAt: NOW - 31_000 }), { kind: 'wait', volumeId: VOL, requeueAfterMs: POLL, reason: `detaching from ${I1}` },
+      'source live, stuck detaching past the bound, not released: not forced (no --force), fails instead of hanging',
+      {}, manual({ detachStartedAt: NOW - 31_000 }),
+      { kind: 'fail', volumeId: VOL, journal: expect.anything() as never, reason: `detach from ${I1} still detaching after 31000 ms and ${I1} has not released the volume (retry with --force-detach)` },
+    ],
+    [
+      // Chaos seed 55: the source stopped the unit and unmounted, then EC2 kept the detach in `detaching`.
+      'source live and released, stuck detaching past the bound: forced (nothing there uses the device)',
+      { reports: [{ ...report(I1, 'released', 1), volumeId: VOL }] }, manual({ detachStartedAt: NOW - 31_000 }),
+      { kind: 'detach', volumeId: VOL, instanceId: I1, force: true, reason: `stuck detaching from ${I1} for 31000 ms: forcing (${I1} released it: nothing there uses the device)` },
+    ],
+    [
+      'source live and released, stuck detaching within the bound: waits',
+      { reports: [{ ...report(I1, 'released', 1), volumeId: VOL }] }, manual(), { kind: 'wait', volumeId: VOL, requeueAfterMs: POLL, reason: `detaching from ${I1}` },
     ],
     [
       'source live, busy past the bound: fails, asks for --force',

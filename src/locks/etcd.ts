@@ -40,7 +40,15 @@ const membersByClient = new WeakMap<Etcd3, readonly MemberClient[]>();
 /** A client that talks to exactly one etcd member. */
 export interface MemberClient {
   readonly endpoint: string;
+  /** The current client for this member (a new one after `reset()`). */
   readonly client: Etcd3;
+  /**
+   * Drops the member's connection and makes a new client on next use. A renewal that timed out may sit
+   * on a connection that is dead without gRPC knowing it (a proxy or NAT that kept the client side open
+   * while etcd restarted behind it): without pings nothing ever notices, and every later call on that
+   * channel times out too. No-op for a client not made by connectEtcd.
+   */
+  reset(): void;
 }
 
 /** The endpoints a client was opened with (for error messages); `['etcd']` for clients made elsewhere. */
@@ -89,28 +97,49 @@ export function memberClients(client: Etcd3): readonly MemberClient[] {
   const made = optionsByClient.get(client);
   let members: readonly MemberClient[];
   if (made === undefined) {
-    members = [{ endpoint: endpointsOf(client)[0] ?? 'etcd', client }];
+    members = [{ endpoint: endpointsOf(client)[0] ?? 'etcd', client, reset: () => undefined }];
   } else {
     // Own clients even for one endpoint, without etcd3's circuit breaker and retries: after an outage
     // the shared client's breaker stays open for 5 s ("Execution prevented because the circuit breaker
     // is open") while etcd already answers, so a renewal through it would fail where a peer's succeeds
     // and the host would fence itself for nothing (chaos seed 14). The caller bounds and rotates itself.
     members = made.endpoints.map((endpoint) => {
-      const member = new Etcd3({
-        ...made.options,
-        hosts: [endpoint],
-        faultHandling: { ...made.options.faultHandling, host: () => noop, global: noop },
-        // gRPC's reconnect back-off grows to minutes during an outage (1 s × 1.6ⁿ): once etcd is back a
-        // renewal could wait seconds for the channel while peers already get through. Cap it low.
-        grpcOptions: { ...made.options.grpcOptions, 'grpc.initial_reconnect_backoff_ms': RECONNECT_FIRST_MS, 'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS },
-      });
-      endpointsByClient.set(member, [endpoint]);
-      return { endpoint, client: member };
+      const open = (): Etcd3 => {
+        const member = new Etcd3({
+          ...made.options,
+          hosts: [endpoint],
+          faultHandling: { ...made.options.faultHandling, host: () => noop, global: noop },
+          // gRPC's reconnect back-off grows to minutes during an outage (1 s × 1.6ⁿ): once etcd is back a
+          // renewal could wait seconds for the channel while peers already get through. Cap it low.
+          grpcOptions: {
+            ...made.options.grpcOptions,
+            'grpc.initial_reconnect_backoff_ms': RECONNECT_FIRST_MS,
+            'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
+            // grpc-js shares connections (subchannels) between channels of the same target and options,
+            // process-wide: a "new" client after reset() would reuse the dead connection. Own pool each.
+            'grpc.use_local_subchannel_pool': 1,
+          },
+        });
+        endpointsByClient.set(member, [endpoint]);
+        return member;
+      };
+      let current: Etcd3 | null = null;
+      return {
+        endpoint,
+        get client(): Etcd3 {
+          current ??= open();
+          return current;
+        },
+        reset(): void {
+          current?.close();
+          current = null;
+        },
+      };
     });
     // The members live as long as the client they came from: wrap its close() (etcd3 has no close event).
     const close = client.close.bind(client);
     client.close = () => {
-      for (const m of members) m.client.close();
+      for (const m of members) m.reset();
       close();
     };
   }

@@ -274,6 +274,8 @@ export class HostRegistrar extends EventEmitter<Events> {
 
   /** After a failed attempt: the next attempt goes to the next member. */
   private rotate(err: unknown, operation: string): void {
+    // A fresh connection next time: the failed one may be dead without gRPC knowing (see MemberClient.reset).
+    this.member.reset();
     const from = this.member.endpoint;
     this.memberIndex = (this.memberIndex + 1) % this.members.length;
     if (this.members.length > 1) this.log.warn({ err, operation, from, to: this.member.endpoint }, 'etcd member failed; moving to the next one');

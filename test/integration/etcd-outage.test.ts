@@ -153,7 +153,10 @@ describe('etcd outage (real etcd, EC2 endpoint, 3 agent processes, a controller 
     await until(() => readLedger(s.ledger).some((e) => e.instanceId === victim.instanceId && e.fence === true && e.at >= cutAt), WAIT_MS, 'the cut-off holder fences');
     const stopped = readLedger(s.ledger).find((e) => e.instanceId === victim.instanceId && e.unit === service.unit && e.active === false && e.at >= cutAt);
     expect(stopped).toBeDefined();
-    const next = await s.waitRunning(service.unit, (h) => h !== victim.instanceId, WAIT_MS);
+    const next = await s.waitRunning(service.unit, (h) => h !== victim.instanceId, WAIT_MS).catch(async (err: unknown) => {
+      console.log(`journal: ${JSON.stringify(await s.journal(service.volumeId))}\nhosts: ${JSON.stringify(Object.keys(await world.client.getAll().prefix(s.ks.hostsPrefix()).strings()))}\n${s.dump(60)}`);
+      throw err;
+    });
     console.log(`cut off alone: unit stopped +${(stopped?.at ?? NaN) - cutAt} ms, running on ${next} +${Date.now() - cutAt} ms`);
     expect(victim.proc.exited).toBe(false); // fenced, not dead
 
