@@ -52,6 +52,12 @@ describe('decideFence', () => {
     expect(decideFence([freshly(A, true)], later, { outageForAll: true, peersBackSince: CTX.now })).toMatchObject({ fence: true });
   });
 
+  it('silence from every peer after they said etcd was down for everyone is no proof of isolation (chaos seed 79)', () => {
+    expect(decideFence([silent(A), silent(B)], CTX, afterOutage)).toMatchObject({
+      fence: false, reason: 'none of 2 known peer(s) answered, but they said etcd was down for everyone in this episode: asking again',
+    });
+  });
+
   it('remembers an outage for everyone', () => {
     expect(decideFence([cutOff(A), cutOff(B)], CTX, fresh).memory).toEqual(afterOutage);
   });

@@ -100,6 +100,13 @@ export function decideFence(results: readonly ProbeResult[], ctx: FenceContext, 
   }
   const answered = results.filter((r): r is Extract<ProbeResult, { answer: PeerAnswer }> => 'answer' in r);
   if (answered.length === 0) {
+    // Peers said etcd was down for everyone earlier in this episode: silence now is far more likely all
+    // of them waking up at once as etcd returns (busy, slow to answer) than this host losing them all.
+    // Ask again rather than stop everything; should it really be isolated, EC2's single attachment
+    // still holds when the controller moves its volumes (chaos seed 79).
+    if (memory.outageForAll) {
+      return { fence: false, reason: `none of ${results.length} known peer(s) answered, but they said etcd was down for everyone in this episode: asking again`, memory };
+    }
     return { fence: true, reason: `none of ${results.length} known peer(s) answered: this host is cut off from everyone`, memory };
   }
   const claiming = answered.filter((r) => r.answer.reachesEtcd);

@@ -278,6 +278,16 @@ describe('chaos checker', () => {
     expect(r.violations.filter((v) => v.invariant === 7)).toEqual([]);
   });
 
+  it('7: a volume detached behind our back by the schedule in the window is the fault, not the outage (chaos seed 73)', () => {
+    const r = run([...base(),
+      { at: at(11_000), type: 'fault', phase: 'inject', id: 9, kind: 'sigstop-all', of: 'etcd-outage', targets: ['etcd'], effect: 'etcd-outage', detail: { mode: 'stop', quietAfterMs: 5_000 } },
+      { at: at(13_000), type: 'fault', phase: 'heal', id: 9, kind: 'sigstop-all', of: 'etcd-outage', targets: ['etcd'], effect: 'etcd-outage', detail: { mode: 'stop', quietAfterMs: 5_000 } },
+      { at: at(15_000), type: 'fault', phase: 'inject', id: 10, kind: 'oob-detach', of: 'oob-detach', targets: [VOL, H2], effect: 'oob', detail: { force: false } },
+      { at: at(15_000), type: 'ec2-change', volumeId: VOL, instanceId: H2, state: 'busy' },
+    ]);
+    expect(r.violations.filter((v) => v.invariant === 7)).toEqual([]);
+  });
+
   it('8: a service down past the bound while a healthy host of its AZ could take it', () => {
     const events = base().filter((e) => !(e.at > at(7_000) && e.at < at(9_000)) || e.type === 'fault').map((e) => (e.type === 'phase' && e.name === 'end' ? { ...e, at: at(45_000) } : e));
     events.push(

@@ -539,6 +539,13 @@ export function checkOutage(tl: Timeline): Violation[] {
     for (const j of tl.of('journal')) {
       if (j.kind === 'manual' && j.startedAt >= w.from && j.startedAt <= w.to) movedFrom.set(j.volumeId, Math.min(movedFrom.get(j.volumeId) ?? Infinity, j.startedAt));
     }
+    // Likewise a volume detached or attached behind the controller's back by the schedule itself (seed 73).
+    for (const f of tl.faults) {
+      const volumeId = f.inject.targets[0];
+      if (f.inject.effect === 'oob' && volumeId !== undefined && f.inject.at >= w.from && f.inject.at <= w.to) {
+        movedFrom.set(volumeId, Math.min(movedFrom.get(volumeId) ?? Infinity, f.inject.at));
+      }
+    }
     const byOperator = (volumeId: string, at: number): boolean => at >= (movedFrom.get(volumeId) ?? Infinity);
     const volumeOf = (unit: string): string => tl.world.services.find((s) => s.unit === unit)?.volumeId ?? '';
     const stops = tl.of('unit').filter((u) => !u.active && u.at >= w.from && u.at <= w.to).filter((u) => !busy.has(volumeOf(u.unit)) && !byOperator(volumeOf(u.unit), u.at));
