@@ -367,6 +367,11 @@ export class HostRegistrar extends EventEmitter<Events> {
         if (this.fencedNow) this.recover({ leaseId, resumed: true });
       } else {
         this.log.warn({ leaseId }, 'host lease expired in etcd; registering with a new lease');
+        // The lease expired: this host was (or may have been) declared dead and its volumes moved, e.g.
+        // after a freeze that outlived the TTL, when no fence could fire. Fence now, before anything
+        // else, whatever confirmFence would say: units come back only by the placements read afterwards
+        // (chaos seed 95 ran a unit on two hosts for 25 s without this).
+        if (!this.fencedNow) this.fence();
         const ev = await this.register(false);
         if (this.fencedNow) this.recover(ev);
       }

@@ -124,7 +124,9 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
     if (fence || stopping) return;
     const startedAt = Date.now();
     reconciler.pause('host fenced');
-    const all = decodeServices(ks, services, log);
+    // Every service in etcd, plus any held here whose record is gone (removed while its unit ran).
+    const known = decodeServices(ks, services, log);
+    const all = [...known, ...reconciler.heldServices().filter((h) => !known.some((k) => k.volumeId === h.volumeId))];
     const held = new Set(reconciler.heldVolumeIds());
     const done = fenceAll({ systemd, metadata, log, stopTimeoutMs: timeouts.stopMs, metadataTimeoutMs: FENCE_METADATA_TIMEOUT_MS }, all, startedAt).then((record) => {
       fences.push(record);

@@ -56,6 +56,11 @@ interface Slot {
   readonly volumeId: string;
   /** The service unit last seen for this volume (for `held()`). */
   unit: string | null;
+  /**
+   * The service record last acted on: if an operator removes the record while the unit runs here, the
+   * agent still knows which unit and mount to stop when the volume moves or the host fences (chaos seed 95).
+   */
+  service: ServiceRecord | null;
   state: VolumeState;
   readonly run: Runner;
 }
@@ -81,7 +86,7 @@ export class Reconciler {
   private slot(volumeId: string): Slot {
     let s = this.slots.get(volumeId);
     if (!s) {
-      s = { volumeId, unit: null, state: IDLE, run: { running: null, again: false, abort: null, runningFor: null, retryTimer: null, verifyTimer: null } };
+      s = { volumeId, unit: null, service: null, state: IDLE, run: { running: null, again: false, abort: null, runningFor: null, retryTimer: null, verifyTimer: null } };
       this.slots.set(volumeId, s);
     }
     return s;
@@ -117,6 +122,11 @@ export class Reconciler {
   /** Volumes whose unit or mount may be up here, or whose metadata may be published. */
   heldVolumeIds(): string[] {
     return [...this.slots.values()].filter((s) => mayHold(s.state)).map((s) => s.volumeId);
+  }
+
+  /** The last service record of every volume that may be up here (whether or not etcd still has it). */
+  heldServices(): ServiceRecord[] {
+    return [...this.slots.values()].filter((s) => mayHold(s.state) && s.service !== null).map((s) => s.service as ServiceRecord);
   }
 
   kickAll(): void {
@@ -218,12 +228,13 @@ export class Reconciler {
   private async step(s: Slot, signal: AbortSignal): Promise<void> {
     const placement = this.view.placement(s.volumeId);
     if (!placement) return; // no placement: only the controller decides that a running service must stop
-    const service = this.view.service(s.volumeId, placement.unit);
+    const service = this.view.service(s.volumeId, placement.unit) ?? (mayHold(s.state) ? s.service : null);
     if (!service) {
       this.deps.log.warn({ volumeId: s.volumeId, unit: placement.unit }, 'placement without a service record; nothing to manage');
       return;
     }
     s.unit = service.unit;
+    s.service = service;
     const generation = placement.generation;
     if (placement.instanceId === this.deps.instanceId) {
       const state = s.state;
