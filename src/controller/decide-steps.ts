@@ -209,7 +209,17 @@ function toAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord, vo
       return { kind: 'advance', volumeId: j.volumeId, journal: advance(j, 'attaching', o.now, note, { toInstanceId: from, device }), reason: note };
     }
   } else if (from !== null) excluded.add(from);
-  const choice = chooseTarget(o, service, volume.az, excluded);
+  let choice = chooseTarget(o, service, volume.az, excluded);
+  if (!choice.ok && excluded.size > 0) {
+    // Every live candidate was given up by this failover (or is the host being emptied): availability
+    // first, one of them again rather than a service blocked while live hosts could run it. Safe either
+    // way: the volume is detached before any attach (chaos seed 96 stayed blocked with two live hosts).
+    const again = chooseTarget(o, service, volume.az, new Set());
+    if (again.ok) {
+      choice = again;
+      because = `${because}; every other host was given up by this failover, so one of them again`;
+    }
+  }
   if (!choice.ok) {
     const given = j.excludedInstanceIds.length > 0 ? ` (given up by this failover: ${j.excludedInstanceIds.join(', ')})` : '';
     const reason = `${choice.reason}${given}`;

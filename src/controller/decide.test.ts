@@ -448,11 +448,18 @@ describe('decide: re-targeting a failover whose target was lost', () => {
     expect(d).toEqual({ kind: 'advance', volumeId: VOL, journal: advance(j, 'attaching', NOW, note, { toInstanceId: I1, device: '/dev/xvdf' }), reason: note });
   });
 
-  it('every candidate given up: blocked, and the reason names them', () => {
+  it('every live candidate given up: one of them again rather than blocked (chaos seed 96)', () => {
     const j = { ...journal({ step: 'detaching', fromInstanceId: I2 }), excludedInstanceIds: [I2, I3] };
     const d = decide(observed({ hosts: [host(I2), host(I3)], journals: [j], volumes: [volume()] }), VOL);
-    const reason = `no live host in ${AZ} can take ${UNIT} (given up by this failover: ${I2}, ${I3})`;
-    expect(d).toEqual({ kind: 'block', volumeId: VOL, journal: advance(j, 'blocked', NOW, reason, { blockedReason: reason, toInstanceId: null, device: null }), reason });
+    expect(d).toMatchObject({ kind: 'advance', volumeId: VOL, journal: { step: 'attaching' } });
+    expect(d.reason).toContain('every other host was given up by this failover, so one of them again');
+  });
+
+  it('every candidate given up and none live: blocked, and the reason names them', () => {
+    const j = { ...journal({ step: 'detaching', fromInstanceId: I2 }), excludedInstanceIds: [I2, I3] };
+    const d = decide(observed({ hosts: [], journals: [j], volumes: [volume()] }), VOL);
+    expect(d).toMatchObject({ kind: 'block', volumeId: VOL });
+    expect(d.reason).toContain(`(given up by this failover: ${I2}, ${I3})`);
   });
 
   const attaching = (over: Partial<FailoverJournal> = {}) => journal({ step: 'attaching', toInstanceId: I2, device: '/dev/xvdf', stepStartedAt: NOW - 1000, ...over });
