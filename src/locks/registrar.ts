@@ -367,11 +367,10 @@ export class HostRegistrar extends EventEmitter<Events> {
         if (this.fencedNow) this.recover({ leaseId, resumed: true });
       } else {
         this.log.warn({ leaseId }, 'host lease expired in etcd; registering with a new lease');
-        // The lease expired: this host was (or may have been) declared dead and its volumes moved, e.g.
-        // after a freeze that outlived the TTL, when no fence could fire. Fence now, before anything
-        // else, whatever confirmFence would say: units come back only by the placements read afterwards
-        // (chaos seed 95 ran a unit on two hosts for 25 s without this).
-        if (!this.fencedNow) this.fence();
+        // No fence here: after an outage for everyone etcd expires every lease as it resumes, and
+        // stopping then would be the outage stopping everything (chaos seeds 73, 79). A host that was
+        // frozen past its TTL finds its volumes placed elsewhere and releases them by the placements
+        // (with the last service record it used, even if the record is gone: seed 95).
         const ev = await this.register(false);
         if (this.fencedNow) this.recover(ev);
       }
