@@ -73,10 +73,13 @@ export class Ec2Caller {
    * `mutationMaxMs`). The final, synchronous check happens in GatedHttpHandler, after signing.
    */
   private async admit(guard: MutationGuard, action: string, ids: Ec2ErrorIds, signal?: AbortSignal): Promise<AbortSignal> {
-    const wait = (guard.notBeforeMono ?? 0) - monoNow();
+    const notBefore = guard.notBeforeMono ?? 0;
+    const wait = notBefore - monoNow();
     if (wait > 0) {
       this.log.info({ ...ids, action, waitMs: Math.round(wait) }, 'new term: waiting out the previous leader\'s longest possible in-flight call');
-      await sleep(wait, signal);
+      // Timers round to whole ms and may fire a fraction early by performance.now(): sleep until the
+      // monotonic clock itself has passed the bound, or the quiet period would not be what it promises.
+      for (let left = wait; left > 0; left = notBefore - monoNow()) await sleep(Math.max(1, Math.ceil(left)), signal);
     }
     try {
       guard.assert();

@@ -7,11 +7,13 @@ import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { until } from '../fixtures/locks-procs.js';
 
 /**
- * 5 s (renewals every ~1.7 s, fence at 4 s): a host must survive losing one member, which costs a
- * keepalive that times out on the dead member plus etcd's own leader election (~1 s, slower on a loaded
- * 2-core CI machine). With 3 s the two together could use up the whole 2 s before the fence.
+ * 8 s (renewals every ~2.7 s, leader steps down 2 s before expiry, host fences 1 s before): a host and
+ * a leader must survive losing one member — possibly etcd's raft leader — which costs a keepalive that
+ * fails on the dead member plus etcd's own leader election (1–2 s with a 1 s election timeout, more on a
+ * loaded 2-core CI machine). At 5 s a renewal sent just before the kill left under 2.1 s for both, and a
+ * CI run saw the leader step down (and revoke its key) while its first write after the kill was in flight.
  */
-const TTL_MS = 5_000;
+const TTL_MS = 8_000;
 /** Writes without quorum are bounded so the test does not wait for etcd's own request timeout (~7 s). */
 const WRITE_DEADLINE_MS = 2_000;
 
