@@ -33,6 +33,31 @@ export const HostRecord = z.object({
 });
 export type HostRecord = z.infer<typeof HostRecord>;
 
+/**
+ * Snapshot intervals a service may ask for, in hours: the divisors of 24 (as AWS DLM offers), so that
+ * the UTC-aligned slots (see src/snapshot/schedule.ts) fall at the same times every day. One hour is
+ * the minimum: EBS snapshots of one volume run one at a time, and a busy volume's incremental
+ * snapshot can take longer than that.
+ */
+export const SNAPSHOT_EVERY_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
+/** DLM's limit on snapshots kept by one schedule. */
+export const SNAPSHOT_KEEP_MAX = 1000;
+
+/** A service's own snapshot schedule (additive: a record without one gets the job's daily default). */
+export const SnapshotSchedule = z
+  .object({
+    everyHours: z
+      .number()
+      .int('snapshot interval must be whole hours')
+      .refine((h) => (SNAPSHOT_EVERY_HOURS as readonly number[]).includes(h), {
+        message: `snapshot interval must be one of ${SNAPSHOT_EVERY_HOURS.map((h) => `${h}h`).join(', ')} (whole hours dividing a day, at least 1h)`,
+      }),
+    /** Keep this many newest completed snapshots (count-based retention, as DLM's count rule). */
+    keep: z.number().int('snapshot keep must be a whole number').min(1, 'snapshot keep must be at least 1').max(SNAPSHOT_KEEP_MAX, `snapshot keep must be at most ${SNAPSHOT_KEEP_MAX}`),
+  });
+// Not .strict(): a field added later must not make older readers drop the whole service record.
+export type SnapshotSchedule = z.infer<typeof SnapshotSchedule>;
+
 /** What an operator registers: one stateful service on one EBS volume. */
 export const ServiceRecord = z.object({
   unit: UnitName,
@@ -48,6 +73,12 @@ export const ServiceRecord = z.object({
   requiredLabels: z.record(z.string(), z.string()).default({}),
   /** Filesystem label the volume must carry; a device with another label is never mounted. */
   fsLabel: z.string().min(1).optional(),
+  /**
+   * Own snapshot interval and retention; absent: daily, pruned by the job's global retention flags.
+   * A malformed schedule reads as absent instead of failing the record: a bad snapshot setting must
+   * never make agents and the controller skip the service itself. The CLI validates it before writing.
+   */
+  snapshot: SnapshotSchedule.optional().catch(undefined),
 });
 export type ServiceRecord = z.infer<typeof ServiceRecord>;
 
