@@ -9,7 +9,7 @@ import { act, DeviceTakenError, TargetNotRunningError } from './act.js';
 import type { Decision } from './decision.js';
 import { MemoryStore } from './memory.js';
 import { advance } from './state.js';
-import { journal } from './test-builders.js';
+import { journal } from '../testing/controller-builders.js';
 
 const VOL = 'vol-0123456789abcdef0';
 const I2 = 'i-0123456789abcdef2';

@@ -5,7 +5,7 @@ import { advance, newJournal, retarget, type FailoverCause } from './state.js';
 import type { FailoverJournal } from '../keyspace/records.js';
 import {
   AZ, I1, I2, I3, IB, NOW, UNIT, VOL, host, instance, journal, observed, placement, report, request, service, volume, type Spec,
-} from './test-builders.js';
+} from '../testing/controller-builders.js';
 
 const POLL = 250;
 

@@ -3,7 +3,7 @@ import type { FailoverJournal, HostRecord, Placement } from '../keyspace/records
 import { silentLogger } from '../log/logger.js';
 import { HostTracker, hostGraceMs } from './hosts.js';
 import type { StoreSnapshot } from './ports.js';
-import { NOW, host, journal, placement } from './test-builders.js';
+import { NOW, host, journal, placement } from '../testing/controller-builders.js';
 
 const TTL = 1_000;
 const id = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;

@@ -4,8 +4,8 @@ import { FailoverLoop } from './loop.js';
 import { MemoryLocks, MemoryStore } from './memory.js';
 import { ControllerMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG } from './observed.js';
-import { FakeEc2 } from './test-fake-ec2.js';
-import { AZ, host, placement, report, service } from './test-builders.js';
+import { FakeEc2 } from '../testing/fake-ec2-port.js';
+import { AZ, host, placement, report, service } from '../testing/controller-builders.js';
 
 const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
 const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseTarget, freeDevice } from './placement.js';
-import { AZ, I1, I2, I3, IB, UNIT, host, instance, journal, observed, placement, service, type Spec } from './test-builders.js';
+import { AZ, I1, I2, I3, IB, UNIT, host, instance, journal, observed, placement, service, type Spec } from '../testing/controller-builders.js';
 
 const OTHER = service({ unit: 'postgres@vol-0000000000000000f', volumeId: 'vol-0000000000000000f' });
 const otherOn = (instanceId: string) => placement(instanceId, 1, { volumeId: OTHER.volumeId, unit: OTHER.unit });

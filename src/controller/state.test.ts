@@ -3,7 +3,7 @@ import type { FailoverStep } from '../keyspace/records.js';
 import type { FailoverJournal as Journal } from '../keyspace/records.js';
 import { FailoverJournal } from '../keyspace/records.js';
 import { IllegalTransitionError, MAX_HISTORY, advance, causeOf, retarget, type RetargetWhy } from './state.js';
-import { I1, I2, I3, NOW, VOL, journal } from './test-builders.js';
+import { I1, I2, I3, NOW, VOL, journal } from '../testing/controller-builders.js';
 
 describe('advance', () => {
   it.each<[FailoverStep, FailoverStep]>([

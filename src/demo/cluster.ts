@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEc2Endpoint, type Ec2Endpoint } from '../sim/ec2/index.js';
 import { startFleetServer, type FleetServer } from '../sim/fleet/index.js';
-import { Daemon, runCli, type CliResult, type DaemonExitedError } from './proc.js';
-import { startEtcd } from './etcd-server.js';
+import { Daemon, runCli, type CliResult, type DaemonExitedError } from '../testing/proc.js';
+import { startEtcd } from '../testing/etcd-server.js';
 
 /**
  * Starts and stops the demo's pieces on this machine: a real etcd (the test helper), the EC2 endpoint

@@ -2,7 +2,7 @@ import { Etcd3 } from 'etcd3';
 import { keyspace } from '../keyspace/index.js';
 import { startDemoCluster, type DemoCluster, type DemoHost } from './cluster.js';
 import { ClusterFollower } from './follow.js';
-import { compactLogLine, type CliResult } from './proc.js';
+import { compactLogLine, type CliResult } from '../testing/proc.js';
 import { formatEntry, formatMilestones, isEchoOfJournal, milestones, type TimelineEntry } from './timeline.js';
 
 /**

@@ -1,8 +1,8 @@
-/** Builders of Observed snapshots for the unit tests of the decision core (STYLE §6). Not used in production. */
+/** Builders of Observed snapshots for the unit tests of the decision core (src/controller, STYLE §6). Not used in production. */
 import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
 import type { InstanceInfo, VolumeAttachment, VolumeInfo } from '../ec2/types.js';
-import { DEFAULT_DECIDE_CONFIG, reportKey, type DecideConfig, type Observed } from './observed.js';
-import { newJournal } from './state.js';
+import { DEFAULT_DECIDE_CONFIG, reportKey, type DecideConfig, type Observed } from '../controller/observed.js';
+import { newJournal } from '../controller/state.js';
 
 export const VOL = 'vol-0abc12345def67890';
 export const UNIT = `postgres@${VOL}`;

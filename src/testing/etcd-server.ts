@@ -1,6 +1,7 @@
 /**
  * Starts a real etcd (the Debian `etcd-server` binary) on free loopback ports with a temp data dir: the
- * demo runs its cluster on it, and the integration tests use it through test/helpers/etcd.ts.
+ * local world (src/testing/world.ts: demo, bench, chaos) runs on it, and the integration tests use it
+ * through test/helpers/etcd.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

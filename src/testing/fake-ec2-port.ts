@@ -1,4 +1,4 @@
-/** A small in-memory Ec2Port with timed attach/detach for the loop's unit tests. Not used in production. */
+/** A small in-memory Ec2Port with timed attach/detach for the controller loop's unit tests. Not used in production. */
 import type { Ec2Port, InstanceInfo, VolumeInfo } from '../ec2/types.js';
 
 class IncorrectStateError extends Error {

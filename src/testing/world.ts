@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
-import { startEtcdCluster, type EtcdCluster } from '../demo/etcd-server.js';
+import { startEtcdCluster, type EtcdCluster } from './etcd-server.js';
 import { encodeRecord, keyspace, type Keyspace, type ServiceRecord } from '../keyspace/index.js';
 import { connectEtcd } from '../locks/index.js';
 import { startEc2Endpoint, type Ec2Endpoint, type Latencies } from '../sim/ec2/index.js';

@@ -1,2 +1,2 @@
-// The launcher lives in src/demo (the demo ships it); tests use the same one.
-export * from '../../src/demo/etcd-server.js';
+// The launcher lives in src/testing (the demo, bench and the chaos campaign start it too); tests use the same one.
+export * from '../../src/testing/etcd-server.js';
