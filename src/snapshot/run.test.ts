@@ -105,3 +105,94 @@ describe('runSnapshots', () => {
     expect(released).toEqual([other]);
   });
 });
+
+describe('runSnapshots with per-service schedules', () => {
+  const HOUR_MS = 3_600_000;
+  /** Counts every EC2 call and records the listing filters, on top of fakeEc2. */
+  function counted(initial: SnapshotInfo[]) {
+    const fake = fakeEc2(initial);
+    const calls: string[] = [];
+    const filters: unknown[] = [];
+    const ec2: Ec2Port = {
+      ...fake.ec2,
+      listSnapshots: async (filter, o) => {
+        calls.push('DescribeSnapshots');
+        filters.push(filter);
+        return fake.ec2.listSnapshots(filter, o);
+      },
+      createSnapshot: async (...args) => (calls.push('CreateSnapshot'), fake.ec2.createSnapshot(...args)),
+      deleteSnapshot: async (...args) => (calls.push('DeleteSnapshot'), fake.ec2.deleteSnapshot(...args)),
+    };
+    return { ...fake, ec2, calls, filters };
+  }
+  const hoursAgo = (h: number, extra: Partial<SnapshotInfo> = {}): SnapshotInfo => nightly(h / 24, { snapshotId: `snap-${String(5000 + h).padStart(8, '0')}`, ...extra });
+  const OTHER = 'vol-0bbb12345def67890';
+  const HOURLY = { unit: UNIT, volumeId: VOL, schedule: { everyHours: 1, keep: 2 } };
+  const DAILY = { unit: `pg@${OTHER}`, volumeId: OTHER };
+  const otherToday: SnapshotInfo = { ...nightly(0), snapshotId: 'snap-0bbb0000', volumeId: OTHER, startTime: NOW - HOUR_MS, tags: snapshotTags(`pg@${OTHER}`, OTHER, NOW - HOUR_MS) };
+  const lockCounter = () => {
+    const locked: string[] = [];
+    const lockVolume: LockVolume = async (volumeId) => (locked.push(volumeId), { release: async () => undefined });
+    return { locked, lockVolume };
+  };
+
+  it('nothing due: one DescribeSnapshots filtered by our tag, no lock, no mutating call', async () => {
+    // NOW is 02:00 UTC: the hourly volume has one from 02:00 (this slot), the daily one from 01:00 (today).
+    const fake = counted([hoursAgo(0), hoursAgo(1), otherToday]);
+    const { locked, lockVolume } = lockCounter();
+    const results = await runSnapshots({ ec2: fake.ec2, targets: [HOURLY, DAILY], policy: retentionPolicy({}), lockVolume, dryRun: false, now: () => NOW + 10 * 60_000 });
+    expect(fake.calls).toEqual(['DescribeSnapshots']);
+    expect(fake.filters).toEqual([{ tags: { [TAG_VOLUME]: '*' }, ownerSelf: true }]);
+    expect(locked).toEqual([]);
+    expect(results.map((r) => [r.due, r.nextDueAt, r.schedule])).toEqual([
+      [false, NOW + HOUR_MS, 'every 1h, keep 2'],
+      [false, NOW - 2 * HOUR_MS + 24 * HOUR_MS, 'default (daily, global retention)'],
+    ]);
+    expect(results[0]?.skipped).toMatch(/^not due: snap-\w+ already covers the 1h slot since/);
+  });
+
+  it('the hourly one due: created under its lock and pruned to keep 2; the daily one untouched', async () => {
+    const fake = counted([hoursAgo(1), hoursAgo(2), hoursAgo(3), otherToday]);
+    const { locked, lockVolume } = lockCounter();
+    const [hourly, daily] = await runSnapshots({ ec2: fake.ec2, targets: [HOURLY, DAILY], policy: retentionPolicy({ keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }), lockVolume, dryRun: false, now: () => NOW });
+    expect(locked).toEqual([VOL]);
+    expect(hourly?.due).toBe(true);
+    expect(hourly?.created).toMatch(/^snap-/);
+    // keep 2 counts completed ones: 1 and 2 hours ago stay, 3 hours ago goes; the new pending one stays.
+    expect(hourly?.deleted).toEqual([hoursAgo(3).snapshotId]);
+    expect(hourly?.nextDueAt).toBe(NOW + HOUR_MS);
+    expect(daily).toMatchObject({ due: false, created: null, deleted: [] });
+    expect(fake.snapshots.has(otherToday.snapshotId)).toBe(true);
+    expect(fake.calls).toEqual(['DescribeSnapshots', 'DescribeSnapshots', 'CreateSnapshot', 'DeleteSnapshot']);
+  });
+
+  it('not due but over its retention (a snapshot completed since): prunes under the lock, creates nothing', async () => {
+    const fake = counted([hoursAgo(0), hoursAgo(1), hoursAgo(2)]);
+    const { locked, lockVolume } = lockCounter();
+    const [hourly] = await runSnapshots({ ec2: fake.ec2, targets: [HOURLY], policy: retentionPolicy({}), lockVolume, dryRun: false, now: () => NOW + 60_000 });
+    expect(locked).toEqual([VOL]);
+    expect(hourly).toMatchObject({ created: null, deleted: [hoursAgo(2).snapshotId] });
+    expect(fake.calls).not.toContain('CreateSnapshot');
+  });
+
+  it('decides again under the lock: a snapshot made by an overlapping run meanwhile means none now', async () => {
+    const fake = counted([hoursAgo(1)]);
+    // The other run creates its snapshot between our listing and our lock.
+    const lockVolume: LockVolume = async (volumeId) => {
+      fake.snapshots.set('snap-0other00', { ...hoursAgo(0), snapshotId: 'snap-0other00', state: 'pending', progress: '3%', volumeId });
+      return { release: async () => undefined };
+    };
+    const [hourly] = await runSnapshots({ ec2: fake.ec2, targets: [HOURLY], policy: retentionPolicy({}), lockVolume, dryRun: false, now: () => NOW });
+    expect(hourly).toMatchObject({ created: null, skipped: 'previous snapshot snap-0other00 is still pending (3%)' });
+    expect(fake.calls).not.toContain('CreateSnapshot');
+  });
+
+  it('--now (force) snapshots a volume that is not due, but still never behind a pending one', async () => {
+    const fake = counted([hoursAgo(0), otherToday, { ...hoursAgo(0), snapshotId: 'snap-0bbbpend', volumeId: OTHER, state: 'pending', progress: '50%', tags: snapshotTags(DAILY.unit, OTHER, NOW) }]);
+    const { lockVolume } = lockCounter();
+    const [hourly, daily] = await runSnapshots({ ec2: fake.ec2, targets: [HOURLY, DAILY], policy: retentionPolicy({}), force: true, lockVolume, dryRun: false, now: () => NOW + 60_000 });
+    expect(hourly?.due).toBe(false);
+    expect(hourly?.created).toMatch(/^snap-/);
+    expect(daily).toMatchObject({ created: null, skipped: expect.stringMatching(/snap-0bbbpend .* is still pending/) });
+  });
+});
