@@ -20,6 +20,7 @@ interface SnapshotOptions extends GlobalOptions {
   keepMonthly: string;
   keepYearly?: string;
   dryRun?: boolean;
+  now?: boolean;
   lockWait: string;
   json?: boolean;
 }
@@ -33,24 +34,28 @@ function count(raw: string | undefined, flag: string): number | undefined {
 /** Names (units or volume ids) → registered services; every managed service when none are named. */
 export function resolveTargets(state: ClusterState, names: string[]): SnapshotTarget[] {
   const services = [...state.services.values()].map((s) => s.value);
-  if (names.length === 0) return services.map((s) => ({ unit: s.unit, volumeId: s.volumeId })).sort((a, b) => a.unit.localeCompare(b.unit));
+  const target = (s: (typeof services)[number]): SnapshotTarget => ({ unit: s.unit, volumeId: s.volumeId, ...(s.snapshot ? { schedule: s.snapshot } : {}) });
+  if (names.length === 0) return services.map(target).sort((a, b) => a.unit.localeCompare(b.unit));
   return names.map((name) => {
     if (!UnitName.safeParse(name).success && !VolumeId.safeParse(name).success) {
       throw new UsageError(`bad snapshot target "${name}": expected a unit like postgres@vol-0abc12345def67890 or a volume id`);
     }
     const service = services.find((s) => s.unit === name || s.volumeId === name);
     if (!service) throw new RefusedError(`unknown service or volume ${name} (only registered services are snapshotted)`, { volumeId: name });
-    return { unit: service.unit, volumeId: service.volumeId };
+    return target(service);
   });
 }
 
 export function registerSnapshotCommands(program: Command): void {
   const snapshot = program
     .command('snapshot')
-    .description('snapshot every managed volume (or those named), then prune by retention (restic-style counting)')
+    .description(
+      "snapshot every managed volume (or those named) that is due by its service's schedule (`service set --snapshot-every`; default: once per UTC day), then prune by its retention (`--snapshot-keep`, or the --keep-* flags below, restic-style counting)",
+    )
     .argument('[targets...]', 'units (postgres@vol-…) or volume ids; default: all registered services')
+    .option('--now', 'snapshot the targets now, due or not (never behind a pending snapshot)')
     .option('--keep-last <n>', 'keep the n newest snapshots')
-    .option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one', '7')
+    .option('--keep-daily <n>', 'services without a schedule: keep the newest snapshot of each of the last n days that have one', '7')
     .option('--keep-weekly <n>', 'same for ISO weeks', '4')
     .option('--keep-monthly <n>', 'same for months', '6')
     .option('--keep-yearly <n>', 'same for years')
@@ -75,6 +80,7 @@ export function registerSnapshotCommands(program: Command): void {
             ec2: await openEc2(config.aws),
             targets,
             policy,
+            force: opts.now ?? false,
             lockVolume: volumeLocker(etcd, ks, lockWaitS * 1000),
             dryRun: opts.dryRun ?? false,
             now: Date.now,
@@ -84,8 +90,17 @@ export function registerSnapshotCommands(program: Command): void {
           else {
             io.out(
               renderTable(
-                ['VOLUME', 'UNIT', 'CREATED', opts.dryRun ? 'WOULD DELETE' : 'DELETED', 'KEPT', 'NOTE'],
-                results.map((r) => [r.volumeId, r.unit, r.created ?? '-', String(r.deleted.length), String(r.kept.length), r.error ? `error: ${r.error}` : (r.skipped ?? '')]),
+                ['VOLUME', 'UNIT', 'CREATED', opts.dryRun ? 'WOULD DELETE' : 'DELETED', 'KEPT', 'SCHEDULE', 'NEXT DUE', 'NOTE'],
+                results.map((r) => [
+                  r.volumeId,
+                  r.unit,
+                  r.created ?? '-',
+                  String(r.deleted.length),
+                  String(r.kept.length),
+                  r.schedule,
+                  `${new Date(r.nextDueAt).toISOString().slice(0, 16)}Z`,
+                  r.error ? `error: ${r.error}` : (r.skipped ?? ''),
+                ]),
               ),
             );
           }
