@@ -4,10 +4,12 @@ import type { GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { RefusedError } from '../errors.js';
 import { formatDuration } from '../output.js';
+import { renderOverview } from '../../snapshot/index.js';
 import { withSession } from '../session.js';
 import { readClusterState } from '../state.js';
 import { mergeHistory, renderHistory } from './history.js';
 import { parseUnitName } from './service.js';
+import { lookupSnapshotOverviews } from './snapshot.js';
 import { serviceState } from './status.js';
 
 /** How many recent history lines `service show` prints (the rest: `failover history <unit>`). */
@@ -36,9 +38,10 @@ export function registerServiceShow(service: Command): void {
         } catch (err) {
           ec2Error = (err as Error).message;
         }
+        const snapshots = (await lookupSnapshotOverviews(config.aws, [record], Date.now())).get(unit) ?? null;
         const history = mergeHistory(state.events ?? [], journal ? [journal] : [], { volumeId, since: 0 }).slice(-SHOW_HISTORY);
         if (opts.json) {
-          io.out(JSON.stringify({ service: record, state: current, detail, placement, failover: journal, volume, ec2Error, history }, null, 2));
+          io.out(JSON.stringify({ service: record, state: current, detail, placement, failover: journal, volume, ec2Error, snapshots, history }, null, 2));
           return;
         }
         const now = Date.now();
@@ -52,6 +55,7 @@ export function registerServiceShow(service: Command): void {
           volume
             ? `volume:      ${volumeId} in ${volume.az}, ${volume.state}, ${volume.sizeGiB} GiB, ${volume.attachments.map((a) => `${a.state} to ${a.instanceId} as ${a.device}`).join('; ') || 'not attached'}; tags ${Object.entries(volume.tags).map(([k, v]) => `${k}=${v}`).join(',') || '-'}`
             : `volume:      ${volumeId}: ${ec2Error ? `EC2 unavailable (${ec2Error})` : 'EC2 does not know it'}`,
+          `snapshots:   ${snapshots ? renderOverview(snapshots, now, formatDuration) : '-'}`,
           `failover:    ${journal ? `${journal.kind} ${journal.step}${journal.blockedReason ? ` (${journal.blockedReason})` : ''}${journal.error ? ` (${journal.error})` : ''}, ${journal.fromInstanceId ?? '-'} → ${journal.toInstanceId ?? '-'}, started ${formatDuration(now - journal.startedAt)} ago` : 'none yet'}`,
           '',
           renderHistory(history),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { encodeRecord, ServiceRecord, UnitName } from '../../keyspace/index.js';
+import { decodeRecord, encodeRecord, ServiceRecord, SnapshotSchedule, UnitName } from '../../keyspace/index.js';
+import { describeSchedule, parseEvery } from '../../snapshot/index.js';
 import { parseLabels, type Config } from '../../config/index.js';
 import type { VolumeInfo } from '../../ec2/types.js';
 import type { GlobalOptions } from '../context.js';
@@ -19,6 +20,43 @@ interface AddOptions extends GlobalOptions {
   conflictGroup?: string;
   label: string[];
   fsLabel?: string;
+  snapshotEvery?: string;
+  snapshotKeep?: string;
+}
+
+interface SetOptions extends GlobalOptions {
+  snapshotEvery?: string;
+  snapshotKeep?: string;
+  snapshotDefault?: boolean;
+}
+
+/** Attempts of `service set` when the record changes between its read and its write. */
+const SET_ATTEMPTS = 3;
+
+/**
+ * `--snapshot-every 6h --snapshot-keep 28` over the current schedule (none for `add`): the flags given
+ * replace those fields; a service without a schedule needs both. Validated by the same schema etcd
+ * readers use, so the CLI's message is the schema's.
+ */
+export function scheduleFromFlags(flags: { snapshotEvery?: string; snapshotKeep?: string }, current: SnapshotSchedule | undefined): SnapshotSchedule | undefined {
+  const { snapshotEvery: every, snapshotKeep: keep } = flags;
+  if (every === undefined && keep === undefined) return current;
+  let everyHours = current?.everyHours;
+  if (every !== undefined) {
+    const hours = parseEvery(every);
+    if (hours === null) throw new UsageError(`bad --snapshot-every ${shown(every)}: expected hours like 1h, 6h or 24h`);
+    everyHours = hours;
+  }
+  let count = current?.keep;
+  if (keep !== undefined) {
+    if (!/^\d{1,6}$/.test(keep.trim())) throw new UsageError(`bad --snapshot-keep ${shown(keep)}: expected how many snapshots to keep, a whole number >= 1`);
+    count = Number(keep.trim());
+  }
+  if (everyHours === undefined) throw new UsageError('--snapshot-keep needs --snapshot-every too: this service has no schedule yet');
+  if (count === undefined) throw new UsageError('--snapshot-every needs --snapshot-keep too: this service has no schedule yet (how many snapshots to keep)');
+  const parsed = SnapshotSchedule.safeParse({ everyHours, keep: count });
+  if (!parsed.success) throw new UsageError(`bad snapshot schedule: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  return parsed.data;
 }
 
 /** `--label role=db --label tier=1` */
@@ -50,6 +88,7 @@ export function buildServiceRecord(unit: string, opts: AddOptions): ServiceRecor
     conflictGroup: opts.conflictGroup,
     requiredLabels: labels,
     fsLabel: opts.fsLabel,
+    snapshot: scheduleFromFlags(opts, undefined),
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -115,6 +154,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--conflict-group <group>', 'services of one group never share a host')
     .option('--label <k=v>', 'host label a target must carry (repeatable)', collectLabel, [])
     .option('--fs-label <label>', 'filesystem label the volume must carry')
+    .option('--snapshot-every <hours>', 'snapshot this volume every 1h, 2h, 3h, 4h, 6h, 8h, 12h or 24h (UTC-aligned; default: once per UTC day)')
+    .option('--snapshot-keep <n>', 'with --snapshot-every: keep the n newest completed snapshots (default: the snapshot job\'s --keep-* flags)')
     .action(async (unit: string, _opts: AddOptions, cmd: Command) => {
       const opts = cmd.optsWithGlobals<AddOptions>();
       const record = buildServiceRecord(unit, opts);
@@ -131,6 +172,47 @@ export function registerServiceCommands(program: Command): void {
         const res = await etcdBounded(etcd, () => put.commit());
         if (!res.succeeded) throw new RefusedError(`service ${unit} is already registered (remove it first)`, { unit });
         io.out(`registered ${unit} (volume ${record.volumeId} in ${volume.az}); the controller will place it`);
+        if (record.snapshot) io.out(`snapshots: ${describeSchedule(record.snapshot)}`);
+      });
+    });
+
+  service
+    .command('set <unit>')
+    .description("change a registered service's snapshot schedule (prints what changed; the next `failover snapshot` run follows it)")
+    .option('--snapshot-every <hours>', 'snapshot every 1h, 2h, 3h, 4h, 6h, 8h, 12h or 24h (UTC-aligned slots)')
+    .option('--snapshot-keep <n>', 'keep the n newest completed snapshots')
+    .option('--snapshot-default', "drop the service's schedule: back to once per UTC day, pruned by the snapshot job's --keep-* flags")
+    .action(async (unit: string, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<SetOptions>();
+      parseUnitName(unit);
+      const changesSchedule = opts.snapshotEvery !== undefined || opts.snapshotKeep !== undefined;
+      if (!changesSchedule && !opts.snapshotDefault) throw new UsageError('nothing to set: give --snapshot-every/--snapshot-keep, or --snapshot-default');
+      if (changesSchedule && opts.snapshotDefault) throw new UsageError('--snapshot-default drops the schedule; it cannot go with --snapshot-every/--snapshot-keep');
+      await withSession(opts, async ({ etcd, ks, io }) => {
+        const key = ks.service(unit);
+        // Read, change one field, write back only if the record is still the one read: the controller
+        // never writes service records, but another operator's `set` or `remove` may race this one.
+        for (let attempt = 1; ; attempt += 1) {
+          const res = await etcdBounded(etcd, () => etcd.get(key).exec());
+          const kv = res.kvs[0];
+          const current = kv ? decodeRecord(ServiceRecord, key, kv.value) : undefined;
+          if (!kv || !current) throw new RefusedError(`unknown service ${unit}`, { unit });
+          const next = opts.snapshotDefault ? undefined : scheduleFromFlags(opts, current.snapshot);
+          const before = describeSchedule(current.snapshot);
+          const after = describeSchedule(next);
+          if (before === after) {
+            io.out(`${unit}: snapshots unchanged: ${before}`);
+            return;
+          }
+          const { snapshot: _dropped, ...rest } = current;
+          const record: ServiceRecord = next ? { ...rest, snapshot: next } : rest;
+          const put = await etcdBounded(etcd, () => etcd.if(key, 'Mod', '==', kv.mod_revision).then(etcd.put(key).value(encodeRecord(record))).commit());
+          if (put.succeeded) {
+            io.out(`${unit}: snapshots ${before} → ${after}`);
+            return;
+          }
+          if (attempt >= SET_ATTEMPTS) throw new RefusedError(`${unit} kept changing while setting its schedule; try again`, { unit });
+        }
       });
     });
 

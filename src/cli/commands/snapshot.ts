@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { VolumeId } from '../../ec2/ids.js';
 import { UnitName } from '../../keyspace/index.js';
-import { isManagedSnapshot, retentionPolicy, runSnapshots, TAG_SERVICE, type SnapshotTarget } from '../../snapshot/index.js';
+import type { Config } from '../../config/index.js';
+import type { SnapshotSchedule } from '../../keyspace/index.js';
+import { isManagedSnapshot, retentionPolicy, runSnapshots, snapshotOverview, TAG_SERVICE, TAG_VOLUME, type OverviewSnapshot, type SnapshotOverview, type SnapshotTarget } from '../../snapshot/index.js';
 import type { GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { EXIT_FAILED, RefusedError, UsageError } from '../errors.js';
@@ -12,6 +14,42 @@ import { readClusterState, type ClusterState } from '../state.js';
 
 /** A failover holds the volume lock for about a minute; 60 s covers most before we skip the volume. */
 export const DEFAULT_LOCK_WAIT_S = 60;
+
+/** Bound on the EC2 lookup of `status` and `service show`: EC2 is a second opinion there, never a wait. */
+export const SNAPSHOT_LOOKUP_MS = 4_000;
+
+/**
+ * Each service's schedule, last completed snapshot and next due time, from ONE DescribeSnapshots
+ * filtered by our volume tag (as a job run's). Never throws: an unreachable or unconfigured EC2 gives
+ * overviews carrying the reason, so that `status` still shows etcd's view. Without a region or an
+ * endpoint EC2 is not asked at all (the SDK would go looking for one, on the network).
+ */
+export async function lookupSnapshotOverviews(aws: Config['aws'], services: ReadonlyArray<{ unit: string; volumeId: string; snapshot?: SnapshotSchedule | undefined }>, now: number): Promise<Map<string, SnapshotOverview>> {
+  let listed: OverviewSnapshot[] | { error: string };
+  if (services.length === 0) listed = [];
+  else if (!aws.endpoint && !aws.region && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) listed = { error: 'EC2 not configured: no region' };
+  else {
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new Error(`EC2 did not answer within ${SNAPSHOT_LOOKUP_MS / 1000}s`));
+      }, SNAPSHOT_LOOKUP_MS);
+    });
+    // Handled by the race below; this only keeps a timeout during the SDK's import from going unhandled.
+    timeout.catch(() => undefined);
+    try {
+      const ec2 = await openEc2(aws);
+      listed = await Promise.race([ec2.listSnapshots({ tags: { [TAG_VOLUME]: '*' }, ownerSelf: true }, { signal: abort.signal }), timeout]);
+    } catch (err) {
+      listed = { error: `EC2 unavailable: ${(err as Error).message.split('\n')[0] ?? 'error'}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return new Map(services.map((s) => [s.unit, snapshotOverview(s, listed, now)]));
+}
 
 interface SnapshotOptions extends GlobalOptions {
   keepLast?: string;

@@ -5,6 +5,8 @@ import { UsageError } from '../errors.js';
 import { formatDuration, renderTable } from '../output.js';
 import { withSession } from '../session.js';
 import { isInProgress, leaseTtlLeftMs, readClusterState, type ClusterState } from '../state.js';
+import { renderOverview, type SnapshotOverview } from '../../snapshot/index.js';
+import { lookupSnapshotOverviews } from './snapshot.js';
 
 /**
  * What a service is doing, from the current holder's report on the current placement generation:
@@ -35,6 +37,8 @@ export interface ServiceView {
   lastFailover: { kind: string; step: string; startedAt: number; finishedAt: number | null; error: string | null } | null;
   /** While a failover runs: how long it has been at its current step (`failover detaching for 4s`). */
   inStepMs?: number;
+  /** `-o wide|json` only (it asks EC2): the snapshot schedule, last completed snapshot, next due. */
+  snapshot?: SnapshotOverview;
 }
 
 /** A manual request that the controller has not started (it deletes the request when it does). */
@@ -191,8 +195,8 @@ export function renderStatus(view: StatusView, now: number, opts: { wide?: boole
   parts.push(
     opts.wide
       ? renderTable(
-          ['SERVICE', 'VOLUME', 'HOLDER', 'GEN', 'STATE', 'LAST FAILOVER'],
-          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.generation === null ? '-' : String(s.generation), stateText(s), lastFailover(s)]),
+          ['SERVICE', 'VOLUME', 'HOLDER', 'GEN', 'STATE', 'LAST FAILOVER', 'SNAPSHOTS'],
+          view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', s.generation === null ? '-' : String(s.generation), stateText(s), lastFailover(s), s.snapshot ? renderOverview(s.snapshot, now, formatDuration) : '-']),
         )
       : renderTable(
           ['SERVICE', 'VOLUME', 'HOLDER', 'STATE', 'LAST FAILOVER'],
@@ -254,7 +258,7 @@ export function registerStatusCommand(program: Command): void {
       const everyMs = opts.watch === undefined ? null : opts.watch === true ? 2_000 : Number(opts.watch) * 1000;
       if (everyMs !== null && (!Number.isFinite(everyMs) || everyMs < 200)) throw new UsageError(`bad --watch "${String(opts.watch)}": expected seconds >= 0.2`);
       const count = opts.count === undefined ? Infinity : Number(opts.count);
-      await withSession(opts, async ({ etcd, ks, io }) => {
+      await withSession(opts, async ({ etcd, ks, io, config }) => {
         let stop = false;
         const onSigint = (): void => void (stop = true);
         if (everyMs !== null) process.once('SIGINT', onSigint);
@@ -266,6 +270,14 @@ export function registerStatusCommand(program: Command): void {
             const now = Date.now();
             const recent = (state.events ?? []).filter((e) => now - e.at < OFFLINE_EVENT_WINDOW_MS);
             const view = buildStatus(state, ttlLeft, now, recent);
+            if (format !== 'table') {
+              // Snapshots live in EC2, not etcd: asked (bounded, never failing status) only for wide and json.
+              const overviews = await lookupSnapshotOverviews(config.aws, [...state.services.values()].map((s) => s.value), now);
+              for (const s of view.services) {
+                const o = overviews.get(s.unit);
+                if (o) s.snapshot = o;
+              }
+            }
             const text = format === 'json' ? JSON.stringify(view, null, 2) : renderStatus(view, now, { wide: format === 'wide' });
             if (everyMs === null) {
               io.out(text);
