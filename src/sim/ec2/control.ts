@@ -17,6 +17,7 @@ const InUseInput = z.object({ volumeId: z.string(), inUse: z.boolean() }).strict
 const InstanceRef = z.object({ instanceId: z.string() }).strict();
 const DeviceDirInput = z.object({ instanceId: z.string(), dir: z.string().min(1) }).strict();
 const TimeScaleInput = z.object({ timeScale: z.number().positive() }).strict();
+const SnapshotStartInput = z.object({ snapshotId: z.string(), startTime: z.number().int() }).strict();
 
 type Route = (sim: Ec2Sim, body: unknown) => unknown;
 
@@ -56,6 +57,10 @@ const ROUTES: Record<string, Route> = {
   },
   'POST /_sim/terminate': (sim, body) => sim.terminateInstance(InstanceRef.parse(body).instanceId),
   'POST /_sim/start': (sim, body) => sim.startInstance(InstanceRef.parse(body).instanceId),
+  'POST /_sim/snapshot-start-time': (sim, body) => {
+    const input = SnapshotStartInput.parse(body);
+    return sim.setSnapshotStartTime(input.snapshotId, input.startTime);
+  },
   'POST /_sim/device-dir': (sim, body) => {
     const input = DeviceDirInput.parse(body);
     sim.setDeviceDir(input.instanceId, input.dir);

@@ -1,12 +1,12 @@
 import { attachVolume, detachVolume, releaseBusy, type DetachRequest } from './attachments.js';
 import { realClock, type SimClock } from './clock.js';
 import { DeviceFiles } from './devices.js';
-import { instanceNotFound, invalidParameter, volumeNotFound } from './errors.js';
+import { instanceNotFound, invalidParameter, snapshotNotFound, volumeNotFound } from './errors.js';
 import { FaultBook, type Fault } from './faults.js';
 import { startInstance, stopInstances, terminateInstance, type StateChange } from './instances.js';
 import { DEFAULT_LATENCIES, newResourceId, type HistoryEntry, type Latencies, type RequestEntry, type SimAttachment, type SimInstance, type SimSnapshot, type SimVolume } from './model.js';
 import { AddInstanceInput, AddVolumeInput, LatenciesInput, type ThrottleInput } from './schemas.js';
-import { createSnapshot, deleteSnapshot, snapshotProgress } from './snapshots.js';
+import { createSnapshot, deleteSnapshot, requireSnapshotId, snapshotProgress } from './snapshots.js';
 import { createTags, deleteTags } from './tags.js';
 import { Throttle } from './throttle.js';
 import type { World } from './world.js';
@@ -198,6 +198,17 @@ export class Ec2Sim {
 
   deleteSnapshot(snapshotId: string): void {
     deleteSnapshot(this.world, snapshotId);
+  }
+
+  /**
+   * Test hook: moves a snapshot's StartTime (e.g. back an hour, so that a schedule finds it due)
+   * without touching its state or when it completes. EC2 has no such call.
+   */
+  setSnapshotStartTime(snapshotId: string, startTime: number): SnapshotView {
+    const snapshot = this.world.snapshots.get(requireSnapshotId(snapshotId));
+    if (snapshot === undefined) throw snapshotNotFound(snapshotId);
+    snapshot.startTime = startTime;
+    return this.snapshotView(snapshot);
   }
 
   createTags(resourceIds: string[], tags: Record<string, string>): void {
