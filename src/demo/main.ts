@@ -1,8 +1,7 @@
-import { Etcd3 } from 'etcd3';
-import { keyspace } from '../keyspace/index.js';
-import { startDemoCluster, type DemoCluster, type DemoHost } from './cluster.js';
-import { ClusterFollower } from './follow.js';
 import { compactLogLine, type CliResult } from '../testing/proc.js';
+import type { Member } from '../testing/world.js';
+import { startDemoCluster, type DemoCluster } from './cluster.js';
+import { ClusterFollower } from './follow.js';
 import { formatEntry, formatMilestones, isEchoOfJournal, milestones, type TimelineEntry } from './timeline.js';
 
 /**
@@ -43,25 +42,25 @@ function phase(title: string): void {
 async function cliOk(cluster: DemoCluster, args: string[], onLine?: (line: string) => void): Promise<CliResult> {
   out(`$ failover ${args.join(' ')}`);
   const t = Date.now();
-  const res = await guard(cluster.cli(args, onLine ? { onLine } : {}));
+  const res = await guard(cluster.world.cli(args, onLine ? { onLine } : {}));
   if (!onLine) for (const line of res.stdout.trimEnd().split('\n')) if (line) out(`  ${line}`);
   out(`  (exit ${res.code}, ${secs(Date.now() - t)})`);
   if (res.code !== 0) throw new Error(`failover ${args.join(' ')} exited ${res.code}: ${res.stderr.trim().split('\n').slice(-5).join(' | ')}`);
   return res;
 }
 
-function hostOf(cluster: DemoCluster, instanceId: string): DemoHost {
-  const host = cluster.hosts.find((h) => h.instanceId === instanceId);
+function hostOf(cluster: DemoCluster, instanceId: string): Member {
+  const host = cluster.hosts.find((h) => h.id === instanceId);
   if (!host) throw new Error(`${instanceId} is not a demo host`);
   return host;
 }
 
 async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promise<void> {
-  const { sim } = cluster.ec2;
+  const { sim } = cluster.world.ec2;
   const label = (instanceId: string): string => `${cluster.names.get(instanceId) ?? '?'} (${instanceId})`;
-  out(`etcd ${cluster.etcdEndpoint}, EC2 ${cluster.ec2.url}, temp dir ${cluster.dir}`);
-  for (const h of cluster.hosts) out(`  ${h.name}  ${h.instanceId}  ${h.az}  agent pid ${h.agent.pid ?? '-'}`);
-  out(`  controller pid ${cluster.controller.pid ?? '-'}`);
+  out(`etcd ${cluster.world.etcd.endpoints.join(',')}, EC2 ${cluster.world.ec2.url}, temp dir ${cluster.world.dir}`);
+  for (const h of cluster.hosts) out(`  ${h.name}  ${h.id}  ${h.az ?? '?'}  agent pid ${h.proc.pid ?? '-'}`);
+  out(`  controller pid ${cluster.controller.proc.pid ?? '-'}`);
   await guard(follower.waitFor('4 hosts to register', HOSTS_UP_TIMEOUT_MS, () => (follower.hosts.size >= cluster.hosts.length ? true : undefined)));
   out(`all ${cluster.hosts.length} agents registered after ${secs(Date.now() - started)}`);
 
@@ -79,7 +78,7 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   const dead = hostOf(cluster, first);
   phase(`2. ${dead.name} dies (SIGKILL of its agent): automatic failover`);
   const killedAt = Date.now();
-  await dead.agent.kill();
+  await dead.proc.kill();
   out(formatEntry({ at: killedAt, source: 'demo', volumeId, instanceId: first, what: 'killed', detail: 'SIGKILL' }, phaseT0, cluster.names));
   const second = await guard(
     follower.waitFor(`${unit} to become active on another host`, FAILOVER_TIMEOUT_MS, () => follower.activeHolder(volumeId, first)),
@@ -88,12 +87,14 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
   const secondHost = hostOf(cluster, second);
   if (secondHost.az !== dead.az) throw new Error(`${unit} moved across AZs: ${dead.az} → ${secondHost.az}`);
   // The host boots while the status table is printed (agent start-up takes a few seconds).
-  dead.agent.start();
+  const rebooted = dead.respawn();
+  rebooted.catch(() => undefined);
   await cliOk(cluster, ['status']);
 
   phase(`3. ${dead.name} comes back; move ${unit} back by hand`);
   await guard(follower.waitFor(`${dead.name} to register again`, HOSTS_UP_TIMEOUT_MS, () => (follower.hosts.has(first) ? true : undefined)));
-  out(`${dead.name} registered again (agent pid ${dead.agent.pid ?? '-'})`);
+  await guard(rebooted);
+  out(`${dead.name} registered again (agent pid ${dead.proc.pid ?? '-'})`);
   await cliOk(cluster, [unit, '--to', first, '--timeout', String(FAILOVER_TIMEOUT_MS / 1000)], (line) => out(`  │ ${line}`));
   await guard(follower.waitFor(`${unit} to be active on ${dead.name}`, FAILOVER_TIMEOUT_MS, () => (follower.activeHolder(volumeId) === first ? true : undefined)));
   out(`${unit} is back on ${label(first)} after ${secs(Date.now() - phaseT0)}`);
@@ -113,7 +114,6 @@ async function scenario(cluster: DemoCluster, follower: ClusterFollower): Promis
 
 async function main(): Promise<number> {
   let cluster: DemoCluster | undefined;
-  let etcd: Etcd3 | undefined;
   let follower: ClusterFollower | undefined;
   const onSignal = (): void => fatal(new Error('interrupted'));
   process.once('SIGINT', onSignal);
@@ -121,10 +121,10 @@ async function main(): Promise<number> {
   try {
     out('ebs-failover demo: starting etcd, the EC2 endpoint, the fleet stand-in, 4 agents and a controller');
     cluster = await guard(startDemoCluster({ onDaemonExit: (err) => fatal(err) }));
-    etcd = new Etcd3({ hosts: cluster.etcdEndpoint });
-    const names = cluster.names;
-    const sims = { ec2: cluster.ec2.sim, fleet: cluster.fleet.state, machines: cluster.machines, metadataVolumes };
-    follower = new ClusterFollower(etcd, keyspace(), sims, {
+    const { world, names } = cluster;
+    if (!world.fleet) throw new Error('the demo world has no fleet stand-in');
+    const sims = { ec2: world.ec2.sim, fleet: world.fleet.state, machines: cluster.machines, metadataVolumes };
+    follower = new ClusterFollower(world.client, world.ks, sims, {
       onEntry: (e: TimelineEntry) => {
         if (!printEntries || e.at < phaseT0 - 1_000 || isEchoOfJournal(e, follower?.entries ?? [])) return;
         out(formatEntry(e, phaseT0, names));
@@ -138,15 +138,14 @@ async function main(): Promise<number> {
   } catch (err) {
     out();
     out(`demo FAILED after ${secs(Date.now() - started)}: ${(err as Error).message}`);
-    for (const d of cluster ? [cluster.controller, ...cluster.hosts.map((h) => h.agent)] : []) {
-      out(`--- last lines of ${d.name} (${d.logFile})`);
-      for (const line of await d.logTail(8)) out(`  ${compactLogLine(line).slice(0, 300)}`);
+    for (const d of cluster ? [cluster.controller, ...cluster.hosts] : []) {
+      out(`--- last lines of ${d.name} (${d.proc.logFile ?? 'stderr'})`);
+      for (const line of await d.proc.logTail(8)) out(`  ${compactLogLine(line).slice(0, 300)}`);
     }
     return 1;
   } finally {
     await follower?.close().catch(() => undefined);
-    etcd?.close();
-    await cluster?.stop();
+    await cluster?.world.stop();
   }
 }
 
