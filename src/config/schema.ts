@@ -66,6 +66,22 @@ export const LeaseConfig = z
   .strict()
   .refine((l) => l.fenceMarginMs < l.ttlMs, { message: 'fenceMarginMs must be smaller than ttlMs', path: ['fenceMarginMs'] });
 
+/**
+ * controller.autoRestore (opt-in): restore a service from its volume's newest completed snapshot into
+ * another AZ once the volume's whole AZ has had no live host for `afterMs`, and only when EC2 shows the
+ * old copy cannot run (volume detached, or its last instance stopped/terminated). Loud: event, metric,
+ * status. Off by default: a restore loses what was written after the snapshot.
+ */
+export const AutoRestoreConfig = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** 15 min: an AZ hiccup or a reboot passes first; a restore loses the writes since the snapshot. */
+    afterMs: Ms.min(1_000, 'autoRestore.afterMs below 1000 would restore on a mere lease hiccup').default(15 * 60_000),
+    /** Only restore a snapshot at most this old (unset: any age; the data-loss window is reported either way). */
+    snapshotMaxAgeMs: Ms.optional(),
+  })
+  .strict();
+
 export const ControllerConfig = z
   .object({
     /** A dead host never finishes a graceful detach; force it after 30 s (EBS detach normally takes 1-10 s). */
@@ -76,6 +92,8 @@ export const ControllerConfig = z
     stopInstanceOnFence: z.boolean().default(false),
     /** Prometheus metrics; loopback by default so nothing is exposed unless asked. */
     metricsListen: ListenAddress.default('127.0.0.1:9642'),
+    /** Absent: off (see AutoRestoreConfig). */
+    autoRestore: AutoRestoreConfig.optional(),
   })
   .strict();
 

@@ -1,8 +1,10 @@
+import { monoNow } from '../ec2/gate.js';
 import type { Ec2Port } from '../ec2/types.js';
 import type { FailoverJournal } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
 import type { Decision } from './decision.js';
 import { isActiveJournal } from './observed.js';
+import { RESTORE_TAGS } from './restore-common.js';
 import type { FleetMetadataPort } from './options.js';
 import type { StorePort, StoreWrite } from './ports.js';
 
@@ -186,6 +188,25 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       }
       await deps.store.write({ events: [eventOf(d, null, unit, now)] });
       return null;
+    case 'noteRestore':
+      log.warn({ reason: d.reason }, 'auto-restore');
+      await deps.store.write({ journal: d.journal, events: [{ at: now, volumeId: d.volumeId, unit, step: 'auto-restore', message: d.reason, instanceId: null }] });
+      return d.journal;
+    case 'createRestoreVolume':
+      return createRestoreVolume(deps, d, unit, log);
+    case 'swapRestored': {
+      const newUnit = d.service.unit;
+      log.warn({ oldUnit: d.oldUnit, newUnit, newVolumeId: d.service.volumeId }, d.message);
+      await deps.store.write({
+        journal: d.journal,
+        swapService: { oldUnit: d.oldUnit, service: d.service },
+        events: [
+          eventOf(d, d.journal, unit, now),
+          { at: now, volumeId: d.service.volumeId, unit: newUnit, step: 'auto-restored', message: d.message, instanceId: null },
+        ],
+      });
+      return d.journal;
+    }
     case 'advance':
     case 'block':
     case 'complete':
@@ -193,4 +214,37 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       await deps.store.write({ journal: d.journal, events: [eventOf(d, d.journal, unit, now)] });
       return d.journal;
   }
+}
+
+/** Until the gate's quiet period ends (a new leader's), so a lookup sees whatever the previous term created. */
+async function quietPeriod(deps: ActDeps): Promise<void> {
+  const notBefore = deps.ec2.guard?.notBeforeMono ?? 0;
+  for (let left = notBefore - monoNow(); left > 0 && !deps.signal.aborted; left = notBefore - monoNow()) {
+    await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(left))));
+  }
+}
+
+/**
+ * The restore's journal record first (leader-guarded), then its volume: the one already tagged with the
+ * restore id (a previous term's CreateVolume, looked up after the quiet period so that call has landed)
+ * or a new CreateVolume through the gate, with the restore id as ClientToken too; then its id persisted.
+ */
+async function createRestoreVolume(deps: ActDeps, d: Extract<Decision, { kind: 'createRestoreVolume' }>, unit: string | undefined, log: Logger): Promise<FailoverJournal> {
+  if (!deps.ec2.createVolume || !deps.ec2.findVolumes) throw new Error('auto-restore needs an EC2 port with createVolume and findVolumes');
+  const recorded = deps.store.snapshot().journals.get(d.volumeId)?.autoRestore?.restore?.restoreId === d.restoreId;
+  if (!recorded) {
+    log.warn({ restoreId: d.restoreId, snapshotId: d.snapshotId, az: d.az }, d.reason);
+    await deps.store.write({ journal: d.journal, events: [{ at: deps.now(), volumeId: d.volumeId, unit, step: 'auto-restore', message: d.reason, instanceId: null }] });
+  }
+  await quietPeriod(deps);
+  const [existing] = await deps.ec2.findVolumes({ tags: { [RESTORE_TAGS.restoreId]: d.restoreId } }, { signal: deps.signal });
+  const volume = existing ?? (await deps.ec2.createVolume({ az: d.az, snapshotId: d.snapshotId, tags: d.tags, clientToken: d.restoreId }, { signal: deps.signal }));
+  const tracked = d.journal.autoRestore;
+  const restore = tracked?.restore;
+  if (!tracked || !restore) throw new Error(`auto-restore ${d.restoreId}: the journal of ${d.volumeId} records no restore`);
+  const journal: FailoverJournal = { ...d.journal, autoRestore: { ...tracked, restore: { ...restore, newVolumeId: volume.volumeId } } };
+  const message = `auto-restore ${d.restoreId}: ${existing ? 'found' : 'created'} ${volume.volumeId} in ${d.az} from ${d.snapshotId}; waiting for it to be available`;
+  log.warn({ restoreId: d.restoreId, newVolumeId: volume.volumeId }, message);
+  await deps.store.write({ journal, events: [{ at: deps.now(), volumeId: d.volumeId, unit, step: 'auto-restore', message, instanceId: null }] });
+  return journal;
 }

@@ -6,6 +6,7 @@ import { EtcdStore, volumeLocks } from './etcd-store.js';
 import { FailoverLoop } from './loop.js';
 import { ControllerMetrics, serveMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG, isActiveJournal } from './observed.js';
+import { DEFAULT_AUTO_RESTORE } from './auto-restore.js';
 import type { ControllerOptions, ControllerResult } from './options.js';
 
 /** 10 s: a dead leader is replaced within about this long, while a slow etcd round trip does not depose a live one. */
@@ -81,6 +82,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
     hosts: make(ks.hostsPrefix()), services: make(ks.servicesPrefix()), placements: make(ks.placementsPrefix()),
     journals: make(ks.journalPrefix()), reports: make(ks.statusPrefix()), requests: make(ks.requestsPrefix()),
   };
+  if (opts.autoRestore?.enabled) log.warn({ autoRestore: opts.autoRestore }, 'controller.autoRestore is on: a service whose whole AZ is gone is restored from a snapshot (data loss: writes after the snapshot)');
   let terms = 0;
   try {
     await Promise.all(Object.values(mirrors).map((m) => m.start()));
@@ -126,6 +128,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
           forceDetachAfterMs: opts.forceDetachAfterMs,
           stopInstanceOnFence: opts.stopInstanceOnFence,
           reportTimeoutMs: opts.reportTimeoutMs ?? DEFAULT_DECIDE_CONFIG.reportTimeoutMs,
+          autoRestore: { ...DEFAULT_AUTO_RESTORE, ...opts.autoRestore, snapshotMaxAgeMs: opts.autoRestore?.snapshotMaxAgeMs ?? null },
           ...opts.decide,
         },
         hostGraceMs: opts.hostGraceMs,

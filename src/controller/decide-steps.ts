@@ -4,6 +4,7 @@ import type { Decision } from './decision.js';
 import { graceReason, liveness, reportKey, type Observed } from './observed.js';
 import { chooseTarget, deviceTakenOnInstance, freeDevice, hostProblem } from './placement.js';
 import { advance, causeOf, retarget } from './state.js';
+import { azGoneHint } from './auto-restore.js';
 
 /**
  * The decision core's half for a RUNNING failover: one function per journal step, each pure (see
@@ -222,7 +223,8 @@ function toAttaching(o: Observed, j: FailoverJournal, service: ServiceRecord, vo
   }
   if (!choice.ok) {
     const given = j.excludedInstanceIds.length > 0 ? ` (given up by this failover: ${j.excludedInstanceIds.join(', ')})` : '';
-    const reason = `${choice.reason}${given}`;
+    // When the whole AZ is gone: the way out (failover restore --az, or controller.autoRestore's bound).
+    const reason = `${choice.reason}${given}${azGoneHint(o, service, volume.az)}`;
     if (j.step === 'blocked' && j.blockedReason === reason) return wait(o, j.volumeId, `blocked: ${reason}`, o.config.pollMs * 8);
     return { kind: 'block', volumeId: j.volumeId, journal: advance(j, 'blocked', o.now, reason, { blockedReason: reason, toInstanceId: null, device: null }), reason };
   }

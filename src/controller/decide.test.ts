@@ -321,7 +321,8 @@ describe('decide: failover steps', () => {
   it('no eligible host in the AZ: blocked with the reason, never cross-AZ', () => {
     const j = detaching();
     const d = decide(observed({ hosts: [host(IB, { az: 'us-east-1b' })], journals: [j], volumes: [volume()] }), VOL);
-    const reason = `no live host in ${AZ} can take ${UNIT}`;
+    // The whole AZ is gone and us-east-1b could run it: the reason names the way out (auto-restore.ts azGoneHint).
+    const reason = `no live host in ${AZ} can take ${UNIT}; ${AZ} has no live host at all: restore it from a snapshot in another AZ with failover restore ${UNIT} --latest --az us-east-1b (or enable controller.autoRestore)`;
     expect(d).toEqual({ kind: 'block', volumeId: VOL, journal: advance(j, 'blocked', NOW, reason, { blockedReason: reason, toInstanceId: null, device: null }), reason });
   });
 

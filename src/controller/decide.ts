@@ -1,5 +1,6 @@
 import type { FailoverJournal, ManualRequest, ServiceRecord } from '../keyspace/records.js';
 import type { VolumeInfo } from '../ec2/types.js';
+import { decideAutoRestore } from './auto-restore.js';
 import { attachmentOf, decideStep, fail, graceWait, placementFor, wait } from './decide-steps.js';
 import type { Decision } from './decision.js';
 import { isActiveJournal, liveness, reportKey, serviceOfVolume, type Observed } from './observed.js';
@@ -30,7 +31,8 @@ export function decide(o: Observed, volumeId: string): Decision {
     const volume = o.volumes.get(volumeId);
     if (!volume) return { kind: 'wait', volumeId, requeueAfterMs: o.config.pollMs * 4, reason: `EC2 did not describe ${volumeId}` };
     if (volume.multiAttachEnabled === true) return { kind: 'noop', volumeId, reason: multiAttachReason(volumeId) };
-    return decideStep(o, journal, service, volume);
+    // controller.autoRestore (opt-in): a volume whose whole AZ is gone, restored from a snapshot elsewhere.
+    return decideAutoRestore(o, journal, service, volume) ?? decideStep(o, journal, service, volume);
   }
   if (!service) {
     if (request && request.refusedReason === null) return refuse(o, volumeId, request, `unknown service ${request.unit}: no services/ record for ${volumeId}`);

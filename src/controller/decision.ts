@@ -1,4 +1,4 @@
-import type { FailoverJournal, ManualRequest, Placement } from '../keyspace/records.js';
+import type { FailoverJournal, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
 
 /**
  * One decision for one volume (STYLE §1): what to do now, with a one-line reason the loop logs.
@@ -31,6 +31,15 @@ export type Decision =
   /** No host can take the volume: persist `blocked` with the reason; retried when hosts change. */
   | { kind: 'block'; volumeId: string; journal: FailoverJournal; reason: string }
   | { kind: 'complete'; volumeId: string; journal: FailoverJournal; reason: string }
+  /** Auto-restore bookkeeping (auto-restore.ts): persist the journal's `autoRestore` (no I/O, no step change), with a loud event. */
+  | { kind: 'noteRestore'; volumeId: string; journal: FailoverJournal; reason: string }
+  /**
+   * Auto-restore: persist `journal` (the restore recorded) FIRST, then find the volume tagged with
+   * `restoreId` or CreateVolume it (through the mutation gate), then persist its id.
+   */
+  | { kind: 'createRestoreVolume'; volumeId: string; journal: FailoverJournal; restoreId: string; snapshotId: string; az: string; tags: Record<string, string>; reason: string }
+  /** Auto-restore: ONE guarded transaction: `oldUnit` unregistered, `service` registered, `journal` (closed) written. */
+  | { kind: 'swapRestored'; volumeId: string; journal: FailoverJournal; oldUnit: string; service: ServiceRecord; message: string; reason: string }
   /** Stop and tell a human: the journal records the error. */
   | { kind: 'fail'; volumeId: string; journal: FailoverJournal; reason: string };
 

@@ -1,7 +1,9 @@
 import { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord, decodeRecord, encodeRecord, type Keyspace } from '../keyspace/index.js';
 import type { Logger } from '../log/logger.js';
 import type { z } from 'zod';
+import type { TxnCompare } from '../locks/index.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
+import { serviceSwapOps } from './restore-common.js';
 
 /** What the store needs of src/locks' PrefixMirror (a prefix's keys → raw values, kept current by a watch). */
 export interface MirrorLike {
@@ -20,7 +22,7 @@ interface ReconnectEmitter {
 
 /** What the store needs of src/locks' Leadership: one etcd transaction that fails once we no longer lead. */
 export interface GuardedWriter {
-  txnGuarded(ops: { puts?: { key: string; value: string }[]; deletes?: string[] }): Promise<unknown>;
+  txnGuarded(ops: { compares?: TxnCompare[]; puts?: { key: string; value: string }[]; deletes?: string[] }): Promise<unknown>;
 }
 
 /**
@@ -62,7 +64,9 @@ export class EtcdStore implements StorePort {
   private owns(mirror: MirrorLike, key: string): boolean {
     const { ks, mirrors } = this.opts;
     const prefix =
-      mirror === mirrors.placements ? ks.placementsPrefix() : mirror === mirrors.journals ? ks.journalPrefix() : mirror === mirrors.requests ? ks.requestsPrefix() : null;
+      mirror === mirrors.placements ? ks.placementsPrefix() : mirror === mirrors.journals ? ks.journalPrefix() : mirror === mirrors.requests ? ks.requestsPrefix()
+        // Services: only auto-restore's swap writes them; the next tick must not see the old registration.
+        : mirror === mirrors.services ? ks.servicesPrefix() : null;
     return prefix !== null && key.startsWith(prefix);
   }
 
@@ -129,7 +133,17 @@ export class EtcdStore implements StorePort {
     if (w.request) puts.push({ key: ks.request(w.request.volumeId), value: encodeRecord(w.request) });
     if (w.deleteRequestOf) deletes.push(ks.request(w.deleteRequestOf));
     for (const e of w.events ?? []) puts.push({ key: ks.event(this.eventTime(e.at), e.volumeId), value: encodeRecord(e) });
-    await this.opts.leadership.txnGuarded({ puts, deletes });
+    const compares: TxnCompare[] = [];
+    if (w.swapService) {
+      const swap = serviceSwapOps(ks, w.swapService.oldUnit, w.swapService.service);
+      // The old record exactly as the watch shows it: an operator's change since the decision wins.
+      const seen = this.opts.mirrors.services.entries().get(ks.service(w.swapService.oldUnit));
+      if (seen === undefined) throw new Error(`service ${w.swapService.oldUnit} is gone: not registering ${w.swapService.service.unit}`);
+      compares.push(...swap.compares, { key: ks.service(w.swapService.oldUnit), target: 'Value', op: '==', value: seen });
+      puts.push(...swap.puts);
+      deletes.push(...swap.deletes);
+    }
+    await this.opts.leadership.txnGuarded({ compares, puts, deletes });
     const at = this.opts.now();
     for (const p of puts) if (!p.key.startsWith(ks.eventsPrefix())) this.overlay.set(p.key, { value: p.value, at });
     for (const key of deletes) this.overlay.set(key, { value: null, at });

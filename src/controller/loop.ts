@@ -1,7 +1,9 @@
-import type { Ec2Port, InstanceInfo } from '../ec2/types.js';
+import type { Ec2Port, InstanceInfo, SnapshotInfo, VolumeInfo } from '../ec2/types.js';
 import type { FailoverJournal, Placement } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
 import { act, DeviceTakenError, isThrottled } from './act.js';
+import type { AutoRestoreFacts } from './auto-restore.js';
+import { RESTORE_TAGS } from './restore-common.js';
 import { decide } from './decide.js';
 import { isMutation, type Decision } from './decision.js';
 import { HostTracker } from './hosts.js';
@@ -39,6 +41,11 @@ export const LOOP_TIMING = {
   // 1 s: a live host missing from the cached DescribeInstances (it just joined) is looked up this soon,
   // since until then it is not eligible as a target.
   instancesMissingRefreshMs: 1_000,
+  // Auto-restore facts: snapshots change hourly at most (30 s), an old holder's state within seconds
+  // (5 s, as the instances cache), and a restore's own volume is looked for every second while it runs.
+  restoreSnapshotsCacheMs: 30_000,
+  restoreHoldersCacheMs: 5_000,
+  restoreVolumeCacheMs: 1_000,
 } as const;
 
 
@@ -74,6 +81,12 @@ export class FailoverLoop {
   private instances: { at: number; map: Map<string, InstanceInfo>; asked: Set<string> } = { at: -Infinity, map: new Map(), asked: new Set() };
   /** Device names EC2 refused as in use, by instance id: merged into what DescribeInstances shows. */
   private readonly takenDevices = new Map<string, Map<string, number>>();
+  /** Cached EC2 facts for controller.autoRestore (see autoRestoreFacts). */
+  private readonly restoreCache = {
+    snapshots: new Map<string, { at: number; list: SnapshotInfo[] }>(),
+    holders: new Map<string, { at: number; info: InstanceInfo }>(),
+    restored: new Map<string, { at: number; volume: VolumeInfo | null }>(),
+  };
   private lastResync = -Infinity;
   private lastPrune = -Infinity;
   private kicked = false;
@@ -166,6 +179,7 @@ export class FailoverLoop {
     if (ids.length === 0) return backoffEnds;
     const volumes = await describeVolumes(opts.ec2, ids, opts.signal);
     const instances = await this.liveInstances(snap, now);
+    const autoRestore = await this.autoRestoreFacts(snap, volumes, now);
 
     // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
     const journals = new Map(snap.journals);
@@ -174,7 +188,7 @@ export class FailoverLoop {
     for (const volumeId of ids) {
       const observed = buildObserved({
         now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.hosts.known, volumes, instances,
-        graceUntil: this.hosts.graceUntil, pacing: this.hosts.pacing(now),
+        graceUntil: this.hosts.graceUntil, pacing: this.hosts.pacing(now), autoRestore,
       });
       const decision = decide(observed, volumeId);
       const unit = serviceOfVolume(observed, volumeId)?.unit;
@@ -201,6 +215,64 @@ export class FailoverLoop {
     return next;
   }
 
+  /**
+   * EC2 facts for controller.autoRestore, for failovers it tracks only (their volume's AZ has no live
+   * host): the volume's snapshots, the instance it is still attached to, a begun restore's volume by tag.
+   * A failed look-up leaves the fact out, so that restore waits; it never stops the tick.
+   */
+  private async autoRestoreFacts(snap: StoreSnapshot, volumes: ReadonlyMap<string, VolumeInfo>, now: number): Promise<AutoRestoreFacts | undefined> {
+    const { opts } = this;
+    if (!opts.config.autoRestore?.enabled) return undefined;
+    const cache = this.restoreCache;
+    const facts = { snapshots: new Map<string, SnapshotInfo[]>(), holders: new Map<string, InstanceInfo>(), restored: new Map<string, VolumeInfo | null>() };
+    const attempt = async (what: string, fn: () => Promise<void>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        if (!opts.signal.aborted) opts.log.warn({ err, what }, 'auto-restore: EC2 look-up failed; the restore waits');
+      }
+    };
+    for (const j of snap.journals.values()) {
+      if (!isActiveJournal(j) || j.autoRestore === undefined) continue;
+      const restoreId = j.autoRestore.restore?.restoreId;
+      if (restoreId !== undefined) {
+        const hit = cache.restored.get(restoreId);
+        if (hit && now - hit.at < LOOP_TIMING.restoreVolumeCacheMs) facts.restored.set(restoreId, hit.volume);
+        else if (opts.ec2.findVolumes) {
+          const find = opts.ec2.findVolumes.bind(opts.ec2);
+          await attempt(`volume of restore ${restoreId}`, async () => {
+            const [volume] = await find({ tags: { [RESTORE_TAGS.restoreId]: restoreId } }, { signal: opts.signal });
+            cache.restored.set(restoreId, { at: now, volume: volume ?? null });
+            facts.restored.set(restoreId, volume ?? null);
+          });
+        }
+        continue;
+      }
+      const hit = cache.snapshots.get(j.volumeId);
+      if (hit && now - hit.at < LOOP_TIMING.restoreSnapshotsCacheMs) facts.snapshots.set(j.volumeId, hit.list);
+      else {
+        await attempt(`snapshots of ${j.volumeId}`, async () => {
+          const list = await opts.ec2.listSnapshots({ volumeIds: [j.volumeId], ownerSelf: true }, { signal: opts.signal });
+          cache.snapshots.set(j.volumeId, { at: now, list });
+          facts.snapshots.set(j.volumeId, list);
+        });
+      }
+      const holder = volumes.get(j.volumeId)?.attachments[0]?.instanceId;
+      if (holder === undefined) continue;
+      const known = cache.holders.get(holder);
+      if (known && now - known.at < LOOP_TIMING.restoreHoldersCacheMs) facts.holders.set(holder, known.info);
+      else {
+        await attempt(`instance ${holder}`, async () => {
+          const [info] = await opts.ec2.describeInstances([holder], { signal: opts.signal });
+          if (info === undefined) return;
+          cache.holders.set(holder, { at: now, info });
+          facts.holders.set(holder, info);
+        });
+      }
+    }
+    return facts;
+  }
+
   /** Known hosts (for tests and status): instance ids, sorted. */
   knownHostIds(): string[] {
     return [...this.hosts.known.keys()].sort();
@@ -214,6 +286,9 @@ export class FailoverLoop {
       if (isActiveJournal(j)) active += 1;
     }
     this.opts.metrics.setGauges({ blocked, active });
+    let tracked = 0;
+    for (const j of snap.journals.values()) if (isActiveJournal(j) && j.autoRestore !== undefined) tracked += 1;
+    this.opts.metrics.setAutoRestoreTracked(tracked);
   }
 
   private async liveInstances(snap: StoreSnapshot, now: number): Promise<Map<string, InstanceInfo>> {
@@ -274,6 +349,7 @@ export class FailoverLoop {
       log.info({ decision: d.kind, instanceId: 'instanceId' in d ? d.instanceId : undefined, reason: d.reason }, 'acting');
       const written = await act({ store: opts.store, ec2: opts.ec2, fleet: opts.fleet, log, signal: opts.signal, now: opts.now }, d, unit);
       this.backoff.delete(volumeId);
+      if (d.kind === 'swapRestored') opts.metrics.autoRestored();
       if (written) this.persisted(previous, written);
     };
     run()

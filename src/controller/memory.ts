@@ -37,6 +37,11 @@ export class MemoryStore implements StorePort {
     }
     if (w.request) this.requests.set(w.request.volumeId, w.request);
     if (w.deleteRequestOf) this.requests.delete(w.deleteRequestOf);
+    if (w.swapService) {
+      if (!this.services.has(w.swapService.oldUnit) || this.services.has(w.swapService.service.unit)) throw new Error(`service swap ${w.swapService.oldUnit} → ${w.swapService.service.unit} conflicts`);
+      this.services.delete(w.swapService.oldUnit);
+      this.services.set(w.swapService.service.unit, w.swapService.service);
+    }
     this.events.push(...(w.events ?? []));
     this.changed();
   }

@@ -21,6 +21,8 @@ export class ControllerMetrics {
   private actionErrors = 0;
   private retargets = 0;
   private suspects = 0;
+  private autoRestores = 0;
+  private autoRestoreTracked = 0;
 
   failoverFinished(kind: string, outcome: 'done' | 'failed'): void {
     const key = labels({ kind, outcome });
@@ -60,6 +62,16 @@ export class ControllerMetrics {
     this.suspects += 1;
   }
 
+  /** controller.autoRestore swapped a service to a volume restored from a snapshot in another AZ. */
+  autoRestored(): void {
+    this.autoRestores += 1;
+  }
+
+  /** Failovers whose volume's AZ has no live host, counted towards an auto-restore. */
+  setAutoRestoreTracked(n: number): void {
+    this.autoRestoreTracked = n;
+  }
+
   render(): string {
     const out: string[] = [
       '# HELP ebs_failover_failovers_total Failovers finished, by kind and outcome.',
@@ -92,6 +104,12 @@ export class ControllerMetrics {
       '# HELP ebs_failover_suspect_vanishings_total Times many hosts vanished at once (failovers then paced).',
       '# TYPE ebs_failover_suspect_vanishings_total counter',
       `ebs_failover_suspect_vanishings_total ${this.suspects}`,
+      '# HELP ebs_failover_auto_restores_total Services restored from a snapshot into another AZ by controller.autoRestore (data-loss window: see events).',
+      '# TYPE ebs_failover_auto_restores_total counter',
+      `ebs_failover_auto_restores_total ${this.autoRestores}`,
+      '# HELP ebs_failover_auto_restore_pending Failovers whose volume\'s AZ has no live host, counting towards an auto-restore.',
+      '# TYPE ebs_failover_auto_restore_pending gauge',
+      `ebs_failover_auto_restore_pending ${this.autoRestoreTracked}`,
     );
     return `${out.join('\n')}\n`;
   }

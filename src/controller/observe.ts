@@ -90,6 +90,8 @@ export interface ObserveInput {
   graceUntil?: number | null;
   /** See `Observed.pacing`; default none. */
   pacing?: Observed['pacing'];
+  /** See `Observed.autoRestore`; default none. */
+  autoRestore?: Observed['autoRestore'];
 }
 
 export function buildObserved(input: ObserveInput): Observed {
@@ -108,5 +110,6 @@ export function buildObserved(input: ObserveInput): Observed {
     instances: input.instances,
     graceUntil: input.graceUntil ?? null,
     pacing: input.pacing ?? null,
+    ...(input.autoRestore === undefined ? {} : { autoRestore: input.autoRestore }),
   };
 }

@@ -1,5 +1,6 @@
 import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
 import type { InstanceInfo, VolumeInfo } from '../ec2/types.js';
+import type { AutoRestoreConfig, AutoRestoreFacts } from './auto-restore.js';
 
 /** Knobs of the decision core; all durations in ms. */
 export interface DecideConfig {
@@ -29,6 +30,8 @@ export interface DecideConfig {
   retryFailedAfterMs: number;
   /** A refused manual request is deleted this long after its refusal (the CLI has read the reason by then). */
   refusedRequestKeepMs: number;
+  /** controller.autoRestore (auto-restore.ts); absent: off. */
+  autoRestore?: AutoRestoreConfig;
 }
 
 /** What one decision looks at: the cluster as read from etcd and EC2 at one instant. Immutable by convention. */
@@ -65,6 +68,8 @@ export interface Observed {
    * (null: not paced).
    */
   pacing: { remaining: number; admitted: readonly string[]; reason: string } | null;
+  /** EC2 facts for controller.autoRestore (snapshots, old holders, restored volumes); absent: none looked up. */
+  autoRestore?: AutoRestoreFacts;
 }
 
 export function reportKey(instanceId: string, volumeId: string): string {

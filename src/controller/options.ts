@@ -42,6 +42,11 @@ export interface ControllerOptions {
   stopInstanceOnFence: boolean;
   /** `host:port` for Prometheus `/metrics`; null or omitted: no metrics listener. */
   metricsListen?: string | null;
+  /**
+   * controller.autoRestore: restore a service whose volume's whole AZ has had no live host for `afterMs`
+   * from a snapshot into another AZ (src/controller/auto-restore.ts). Absent or not enabled: off.
+   */
+  autoRestore?: { enabled: boolean; afterMs: number; snapshotMaxAgeMs?: number };
   /** How long to wait for the target agent's `active` report before failing the failover; default 120 s. */
   reportTimeoutMs?: number;
   /** Other knobs of the decision core (e.g. `attachStuckAfterMs`), over DEFAULT_DECIDE_CONFIG; tests shorten them. */

@@ -21,6 +21,11 @@ export interface StoreWrite {
   request?: ManualRequest;
   deleteRequestOf?: string;
   events?: { at: number; volumeId: string; unit?: string; step: string; message: string; instanceId: string | null }[];
+  /**
+   * Auto-restore's registration swap (restore-common.ts `serviceSwapOps`): `oldUnit` deleted and `service`
+   * put, in the same transaction, only if the old record is unchanged and the new one does not exist.
+   */
+  swapService?: { oldUnit: string; service: ServiceRecord };
 }
 
 /**

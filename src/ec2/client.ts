@@ -12,7 +12,7 @@ import { EC2_TIMING, type Ec2Timing } from './timing.js';
 import { RateLimiter, systemClock, type BucketSpec, type Clock, type RateCategory } from './token-bucket.js';
 import type { Ec2Port } from './types.js';
 import { checkAz, checkDevice, checkInstanceId, checkList, checkSnapshotId, checkTags, checkTimeout, checkVolumeId } from './validate.js';
-import { attachVolume, describeVolumeMap, describeVolumes, detachVolume } from './volumes.js';
+import { attachVolume, createVolume, describeVolumeMap, describeVolumes, detachVolume, findVolumes } from './volumes.js';
 import { detachAndWait, waitAttached, waitAvailable, type WaitDeps } from './wait.js';
 
 const BucketSpecSchema = z.object({ burst: z.number().min(1), perSecond: z.number().positive() });
@@ -120,6 +120,9 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
         o?.signal,
       ),
     deleteSnapshot: async (snapshotId, o) => deleteSnapshot(caller, checkSnapshotId(snapshotId), o?.signal, o?.guard),
+    createVolume: async (p, o) =>
+      createVolume(caller, { ...p, az: checkAz(p.az), snapshotId: checkSnapshotId(p.snapshotId), tags: checkTags(p.tags) }, o?.signal, o?.guard),
+    findVolumes: async (filter, o) => findVolumes(caller, checkTags(filter.tags), o?.signal),
     tagResources: async (resourceIds, tags, o) => tagResources(caller, checkList(resourceIds, 'resourceIds', checkResourceId), checkTags(tags), o?.signal),
     untagResources: async (resourceIds, tagKeys, o) => untagResources(caller, checkList(resourceIds, 'resourceIds', checkResourceId), checkList(tagKeys, 'tagKeys', checkTagKey), o?.signal),
   };

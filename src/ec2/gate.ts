@@ -7,13 +7,13 @@ type SdkRequest = Parameters<NodeHttpHandler['handle']>[0];
 type SdkHandleOptions = Parameters<NodeHttpHandler['handle']>[1];
 type SdkHandleResult = ReturnType<NodeHttpHandler['handle']>;
 import type { Ec2ErrorIds } from './errors.js';
-import type { Ec2Port, MutationGuard } from './types.js';
+import type { Ec2Port, MutatingOpts, MutationGuard } from './types.js';
 
 export type { MutationGuard } from './types.js';
 
 /**
  * The mutation gate: every mutating EC2 call (AttachVolume, DetachVolume, StopInstances,
- * CreateSnapshot, DeleteSnapshot) of a caller that holds a lease (the controller's leadership, the
+ * CreateSnapshot, DeleteSnapshot, CreateVolume) of a caller that holds a lease (the controller's leadership, the
  * snapshot job's volume lock) is checked SYNCHRONOUSLY against that lease as the last step before
  * its HTTP request is handed to Node, after signing (`GatedHttpHandler.handle`). A caller frozen
  * (SIGSTOP, a GC pause) anywhere before that point finds its lease's monotonic deadline passed when
@@ -26,7 +26,7 @@ export type { MutationGuard } from './types.js';
  */
 
 /** The EC2 actions that change something: only these go through the gate. */
-export const MUTATING_ACTIONS: ReadonlySet<string> = new Set(['AttachVolume', 'DetachVolume', 'StopInstances', 'CreateSnapshot', 'DeleteSnapshot']);
+export const MUTATING_ACTIONS: ReadonlySet<string> = new Set(['AttachVolume', 'DetachVolume', 'StopInstances', 'CreateSnapshot', 'DeleteSnapshot', 'CreateVolume']);
 
 /** Extra (unsigned) headers naming who sent a mutating request; EC2 ignores them, our endpoint records them. */
 export const CALLER_HEADER = 'x-ebs-failover-caller';
@@ -46,6 +46,7 @@ export function withGuard(port: Ec2Port, guard: MutationGuard): Ec2Port {
     stopInstance: (instanceId, o) => port.stopInstance(instanceId, { ...o, guard: o?.guard ?? guard }),
     createSnapshot: (volumeId, description, tags, o) => port.createSnapshot(volumeId, description, tags, { ...o, guard: o?.guard ?? guard }),
     deleteSnapshot: (snapshotId, o) => port.deleteSnapshot(snapshotId, { ...o, guard: o?.guard ?? guard }),
+    ...(port.createVolume ? { createVolume: (p: Parameters<NonNullable<Ec2Port['createVolume']>>[0], o?: MutatingOpts) => (port.createVolume as NonNullable<Ec2Port['createVolume']>)(p, { ...o, guard: o?.guard ?? guard }) } : {}),
   };
 }
 

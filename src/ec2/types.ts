@@ -74,6 +74,17 @@ export interface MutationGuard {
   readonly notBeforeMono?: number;
 }
 
+/** A new volume from a snapshot (`failover restore`, the controller's auto-restore). */
+export interface CreateVolumeInput {
+  az: string;
+  snapshotId: string;
+  tags: Record<string, string>;
+  /** EC2's idempotency token (≤ 64 ASCII characters): a repeated call with it creates nothing new. */
+  clientToken?: string;
+  /** Default gp3. */
+  volumeType?: string;
+}
+
 /** Options of a mutating call: `guard` puts it through the mutation gate. */
 export interface MutatingOpts {
   signal?: AbortSignal;
@@ -113,6 +124,13 @@ export interface Ec2Port {
   listSnapshots(filter: { volumeIds?: string[]; tags?: Record<string, string>; ownerSelf?: boolean }, opts?: { signal?: AbortSignal }): Promise<SnapshotInfo[]>;
   /** A snapshot that is already gone counts as deleted. */
   deleteSnapshot(snapshotId: string, opts?: MutatingOpts): Promise<void>;
+  /**
+   * CreateVolume from a snapshot (restore), tagged at creation. `clientToken` makes a retried call
+   * return the same volume on EC2 (idempotent). Optional: ports that never create volumes omit it.
+   */
+  createVolume?(p: CreateVolumeInput, opts?: MutatingOpts): Promise<VolumeInfo>;
+  /** Volumes carrying every one of `tags` (e.g. the volume a restore created), any state. Optional like createVolume. */
+  findVolumes?(filter: { tags: Record<string, string> }, opts?: { signal?: AbortSignal }): Promise<VolumeInfo[]>;
   tagResources(resourceIds: string[], tags: Record<string, string>, opts?: { signal?: AbortSignal }): Promise<void>;
   untagResources(resourceIds: string[], tagKeys: string[], opts?: { signal?: AbortSignal }): Promise<void>;
 }

@@ -1,8 +1,8 @@
-import { AttachVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand, type Volume } from '@aws-sdk/client-ec2';
+import { AttachVolumeCommand, CreateVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand, type Volume } from '@aws-sdk/client-ec2';
 import type { Ec2Caller } from './call.js';
-import { AttachmentNotFoundError, VolumeInUseError, VolumeNotFoundError, ZoneMismatchError } from './errors.js';
-import { chunks, toVolumeInfo } from './map.js';
-import type { MutationGuard, VolumeInfo } from './types.js';
+import { AttachmentNotFoundError, Ec2Error, VolumeInUseError, VolumeNotFoundError, ZoneMismatchError } from './errors.js';
+import { chunks, tagFilters, toTags, toVolumeInfo } from './map.js';
+import type { CreateVolumeInput, MutationGuard, VolumeInfo } from './types.js';
 
 /** EC2 takes at most 200 values per filter; one DescribeVolumes call per 200 ids. */
 export const DESCRIBE_CHUNK = 200;
@@ -94,4 +94,43 @@ export async function detachVolume(caller: Ec2Caller, volumeId: string, instance
     if (err instanceof AttachmentNotFoundError || err instanceof VolumeNotFoundError) return;
     throw err;
   }
+}
+
+/**
+ * CreateVolume from a snapshot, tagged at creation (a restored volume is never visible untagged: the
+ * IAM policy allows CreateVolume only with the managed tag). A mutating call: with a `guard` it passes
+ * the mutation gate like Attach/Detach. `clientToken` makes a retry after a lost answer idempotent.
+ */
+export async function createVolume(caller: Ec2Caller, p: CreateVolumeInput, signal?: AbortSignal, guard?: MutationGuard): Promise<VolumeInfo> {
+  const out = await caller.run('CreateVolume', 'mutating', { snapshotId: p.snapshotId }, (abortSignal) =>
+    caller.client.send(
+      new CreateVolumeCommand({
+        AvailabilityZone: p.az,
+        SnapshotId: p.snapshotId,
+        VolumeType: (p.volumeType ?? 'gp3') as 'gp3',
+        ClientToken: p.clientToken,
+        TagSpecifications: [{ ResourceType: 'volume', Tags: toTags(p.tags) }],
+      }),
+      { abortSignal },
+    ), signal, guard);
+  const info = toVolumeInfo(out);
+  if (info === undefined) throw new Ec2Error('InvalidResponse', `CreateVolume from ${p.snapshotId} returned no volume id`, { snapshotId: p.snapshotId, action: 'CreateVolume' });
+  return info;
+}
+
+/** Volumes carrying every one of `tags`, following NextToken (a restore looks up its own volume by its restore id). */
+export async function findVolumes(caller: Ec2Caller, tags: Record<string, string>, signal?: AbortSignal): Promise<VolumeInfo[]> {
+  const out: VolumeInfo[] = [];
+  let nextToken: string | undefined;
+  do {
+    const token = nextToken;
+    const page = await caller.run('DescribeVolumes', 'describe', {}, (abortSignal) =>
+      caller.client.send(new DescribeVolumesCommand({ Filters: tagFilters(tags), MaxResults: DESCRIBE_PAGE, NextToken: token }), { abortSignal }), signal);
+    for (const volume of page.Volumes ?? ([] as Volume[])) {
+      const info = toVolumeInfo(volume);
+      if (info !== undefined) out.push(info);
+    }
+    nextToken = page.NextToken === '' ? undefined : page.NextToken;
+  } while (nextToken !== undefined);
+  return out;
 }

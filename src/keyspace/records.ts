@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AvailabilityZone, DeviceName, InstanceId, VolumeId } from '../ec2/ids.js';
+import { AvailabilityZone, DeviceName, InstanceId, SnapshotId, VolumeId } from '../ec2/ids.js';
 
 /**
  * Every value stored in etcd is JSON validated by one of these schemas on read (see `decode.ts`):
@@ -118,6 +118,39 @@ export const JournalEntry = z.object({
 });
 export type JournalEntry = z.infer<typeof JournalEntry>;
 
+/**
+ * Auto-restore bookkeeping of one blocked failover (controller.autoRestore, opt-in; src/controller/auto-restore.ts).
+ * Persisted so that a new leader keeps counting from the same instant and resumes a half-done restore.
+ */
+export const AutoRestoreState = z.object({
+  /** The volume's AZ, seen with no live host at all. */
+  az: AvailabilityZone,
+  /** When the controller first saw that AZ without a live host (continuously since: a host there resets it). */
+  goneSince: z.number().int(),
+  /** goneSince + afterMs: the restore may begin from then on (if its other conditions hold). */
+  dueAt: z.number().int(),
+  /** What the restore waits for besides time (no snapshot, old copy may still run, …); null: nothing. */
+  waiting: z.string().nullable().default(null),
+  /** The restore itself, recorded BEFORE its CreateVolume (so a new leader never creates a second volume). */
+  restore: z
+    .object({
+      /** Tagged on the new volume (`ebs-failover:restore-id`) and sent as CreateVolume's ClientToken. */
+      restoreId: z.string().regex(/^ar-[0-9a-f]{8,17}-\d+$/),
+      snapshotId: SnapshotId,
+      /** The snapshot's start time: the data-loss window is everything written after it. */
+      snapshotAt: z.number().int(),
+      toAz: AvailabilityZone,
+      startedAt: z.number().int(),
+      /** Set once CreateVolume answered (or the tagged volume was found by a new leader). */
+      newVolumeId: VolumeId.nullable().default(null),
+      /** When the registration was swapped to the new volume (the restore is then done). */
+      swappedAt: z.number().int().nullable().default(null),
+    })
+    .nullable()
+    .default(null),
+});
+export type AutoRestoreState = z.infer<typeof AutoRestoreState>;
+
 /** The persisted state of one volume's failover, so that a new leader resumes where the old one was. */
 export const FailoverJournal = z.object({
   volumeId: VolumeId,
@@ -155,6 +188,8 @@ export const FailoverJournal = z.object({
     .default(null),
   /** Why this failover began when it is not a lost holder or a manual request, e.g. `reacquire`. */
   cause: z.enum(['holder-lost', 'manual', 'reacquire', 'placement']).optional(),
+  /** Set only while controller.autoRestore tracks this failover (its volume's AZ has no live host). */
+  autoRestore: AutoRestoreState.optional(),
 });
 export type FailoverJournal = z.infer<typeof FailoverJournal>;
 

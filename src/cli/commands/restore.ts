@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { AvailabilityZone, SnapshotId } from '../../ec2/ids.js';
 import type { SnapshotInfo, VolumeInfo } from '../../ec2/types.js';
-import { encodeRecord, type ServiceRecord } from '../../keyspace/index.js';
+import type { ServiceRecord } from '../../keyspace/index.js';
+import { pickRestoreSnapshot, restoredService, restoredVolumeTags, serviceSwapOps } from '../../controller/restore-common.js';
 import type { GlobalOptions } from '../context.js';
 import { openEc2 } from '../ec2.js';
 import { OperationFailedError, RefusedError, UsageError } from '../errors.js';
@@ -26,19 +27,11 @@ const CREATE_TIMEOUT_MS = 10 * 60_000;
 /** States in which the service is not running anywhere, so swapping its volume loses nothing more. */
 const DOWN_STATES = new Set(['blocked', 'holder lost', 'unplaced', 'released', 'failed', 'fenced']);
 
-/** Pure: the snapshot to restore: the one named (it must be this volume's and completed), or the newest completed. */
+/** The snapshot to restore (see pickRestoreSnapshot, shared with the controller's auto-restore); refused with the reason. */
 export function pickSnapshot(snapshots: SnapshotInfo[], volumeId: string, opts: { snapshot?: string; latest?: boolean }): SnapshotInfo {
-  const ours = snapshots.filter((s) => s.volumeId === volumeId || s.tags['ebs-failover:volume'] === volumeId);
-  if (opts.snapshot !== undefined) {
-    const s = ours.find((x) => x.snapshotId === opts.snapshot);
-    if (!s) throw new RefusedError(`${opts.snapshot} is not a snapshot of ${volumeId} (see: failover snapshot list)`, { volumeId });
-    if (s.state !== 'completed') throw new RefusedError(`${s.snapshotId} is ${s.state}, not completed`, { volumeId });
-    return s;
-  }
-  const done = ours.filter((s) => s.state === 'completed').sort((a, b) => b.startTime - a.startTime);
-  const newest = done[0];
-  if (!newest) throw new RefusedError(`no completed snapshot of ${volumeId} (see: failover snapshot list)`, { volumeId });
-  return newest;
+  const pick = pickRestoreSnapshot(snapshots, volumeId, { snapshot: opts.snapshot });
+  if (!pick.ok) throw new RefusedError(opts.snapshot === undefined ? `${pick.reason} (see: failover snapshot list)` : pick.reason, { volumeId });
+  return pick.snapshot;
 }
 
 export function registerRestoreCommand(program: Command): void {
@@ -96,17 +89,17 @@ export function registerRestoreCommand(program: Command): void {
         } else {
           io.err(plan.join('\n'));
         }
-        const newVolumeId = await createVolumeFromSnapshot(config.aws, { az, snapshotId: snapshot.snapshotId, tags: { [MANAGED_TAG]: 'true', 'ebs-failover:restored-from': snapshot.snapshotId, 'ebs-failover:replaces': volumeId } });
+        if (!ec2.createVolume) throw new OperationFailedError('this EC2 client cannot create volumes');
+        const created = await ec2.createVolume({ az, snapshotId: snapshot.snapshotId, tags: restoredVolumeTags(snapshot.snapshotId, volumeId) });
+        const newVolumeId = created.volumeId;
         io.err(`created ${newVolumeId} in ${az}; waiting for it to be available`);
         await ec2.waitAvailable(newVolumeId, { timeoutMs: CREATE_TIMEOUT_MS });
-        const template = unit.slice(0, unit.indexOf('@'));
-        const record: ServiceRecord = { ...stored.value, unit: `${template}@${newVolumeId}`, volumeId: newVolumeId };
+        const record: ServiceRecord = restoredService(stored.value, newVolumeId);
         // Swapped in one transaction, only if nothing changed since the read: never two services, never none.
-        const swap = etcd
-          .if(ks.service(unit), 'Mod', '==', stored.modRevision)
-          .and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0')
-          .and(ks.service(record.unit), 'Create', '==', 0)
-          .then(etcd.delete().key(ks.service(unit)), etcd.put(ks.service(record.unit)).value(encodeRecord(record)));
+        const ops = serviceSwapOps(ks, unit, record);
+        let swap = etcd.if(ks.service(unit), 'Mod', '==', stored.modRevision).and(ks.journal(volumeId), 'Mod', '==', state.journals.get(volumeId)?.modRevision ?? '0');
+        for (const c of ops.compares) swap = swap.and(c.key, c.target, c.op, c.value);
+        swap.then(...ops.deletes.map((key) => etcd.delete().key(key)), ...ops.puts.map((p) => etcd.put(p.key).value(p.value)));
         const res = await etcdBounded(etcd, () => swap.commit());
         if (!res.succeeded) {
           throw new OperationFailedError(`${unit} changed while restoring; the new volume ${newVolumeId} exists but is not registered (register it with failover service add, or delete it)`, { unit, volumeId });
@@ -116,26 +109,3 @@ export function registerRestoreCommand(program: Command): void {
     });
 }
 
-/**
- * CreateVolume through the SDK directly: the controller's EC2 port has no CreateVolume (it never
- * creates volumes), and a new, unattached volume needs none of its lease-guarded mutation gate.
- */
-async function createVolumeFromSnapshot(aws: { region?: string; endpoint?: string }, p: { az: string; snapshotId: string; tags: Record<string, string> }): Promise<string> {
-  const { EC2Client, CreateVolumeCommand } = await import('@aws-sdk/client-ec2');
-  const region = aws.region ?? process.env.AWS_REGION ?? (aws.endpoint ? 'us-east-1' : undefined);
-  const client = new EC2Client({ region, endpoint: aws.endpoint });
-  try {
-    const res = await client.send(
-      new CreateVolumeCommand({
-        AvailabilityZone: p.az,
-        SnapshotId: p.snapshotId,
-        VolumeType: 'gp3',
-        TagSpecifications: [{ ResourceType: 'volume', Tags: Object.entries(p.tags).map(([Key, Value]) => ({ Key, Value })) }],
-      }),
-    );
-    if (!res.VolumeId) throw new OperationFailedError('CreateVolume returned no volume id');
-    return res.VolumeId;
-  } finally {
-    client.destroy();
-  }
-}
