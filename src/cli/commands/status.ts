@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { formatDuration, renderTable } from '../output.js';
 import { withSession } from '../session.js';
 import { isInProgress, leaseTtlLeftMs, readClusterState, type ClusterState } from '../state.js';
+import { autoRestoreStatus } from '../../controller/auto-restore.js';
 import { renderOverview, type SnapshotOverview } from '../../snapshot/index.js';
 import { lookupSnapshotOverviews } from './snapshot.js';
 
@@ -38,7 +39,8 @@ export interface ServiceView {
   /** While a failover runs: how long it has been at its current step (`failover detaching for 4s`). */
   inStepMs?: number;
   /** `-o wide|json` only (it asks EC2): the snapshot schedule, last completed snapshot, next due. */
-  snapshot?: SnapshotOverview;
+  snapshot?: SnapshotOverview;  /** controller.autoRestore: a restored service's origin, or a tracked one's wait and time left. */
+  autoRestore?: string;
 }
 
 /** A manual request that the controller has not started (it deletes the request when it does). */
@@ -149,6 +151,7 @@ export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | n
         ...serviceState(state, value.volumeId),
         lastFailover: journal ? { kind: journal.kind, step: journal.step, startedAt: journal.startedAt, finishedAt: journal.finishedAt, error: journal.error } : null,
         ...(journal && isInProgress(journal) ? { inStepMs: Math.max(0, now - journal.stepStartedAt) } : {}),
+        ...autoRestoreField(state, value.volumeId, now),
       };
     })
     .sort((a, b) => a.unit.localeCompare(b.unit));
@@ -164,6 +167,11 @@ export function buildStatus(state: ClusterState, ttlLeft: Map<string, number | n
     })
     .sort((a, b) => a.unit.localeCompare(b.unit));
   return { leader: state.leader, revision: state.revision, hosts, services, failovers, requests, offline: offlineHosts(state, events) };
+}
+
+function autoRestoreField(state: ClusterState, volumeId: string, now: number): { autoRestore?: string } {
+  const note = autoRestoreStatus([...state.journals.values()].map((j) => j.value), volumeId, now);
+  return note === null ? {} : { autoRestore: note };
 }
 
 /** `active`, `blocked (reason)`, `failover detaching for 4s`, `drift (device gone)`. */
@@ -203,6 +211,8 @@ export function renderStatus(view: StatusView, now: number, opts: { wide?: boole
           view.services.map((s) => [s.unit, s.volumeId, s.holder ?? '-', stateText(s), lastFailover(s)]),
         ),
   );
+  const restores = view.services.filter((s) => s.autoRestore !== undefined);
+  if (restores.length) parts.push('', renderTable(['SERVICE', 'AUTO-RESTORE'], restores.map((s) => [s.unit, s.autoRestore ?? ''])));
   if (view.failovers.length) {
     parts.push(
       '',
