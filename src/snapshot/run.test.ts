@@ -193,6 +193,6 @@ describe('runSnapshots with per-service schedules', () => {
     const [hourly, daily] = await runSnapshots({ ec2: fake.ec2, targets: [HOURLY, DAILY], policy: retentionPolicy({}), force: true, lockVolume, dryRun: false, now: () => NOW + 60_000 });
     expect(hourly?.due).toBe(false);
     expect(hourly?.created).toMatch(/^snap-/);
-    expect(daily).toMatchObject({ created: null, skipped: expect.stringMatching(/snap-0bbbpend .* is still pending/) });
+    expect(daily).toMatchObject({ created: null, skipped: expect.stringMatching(/^previous snapshot snap-0bbbpend is still pending/) });
   });
 });

@@ -64,7 +64,7 @@ export function snapshotDue(everyHours: number, snapshots: readonly ScheduleCand
     return {
       ...base,
       due: false,
-      reason: `previous snapshot ${pending.snapshotId} (started ${iso(pending.startTime)}) is still pending`,
+      reason: `previous snapshot ${pending.snapshotId} is still pending (started ${iso(pending.startTime)})`,
       // Pending from an earlier slot: this slot's snapshot is overdue and follows once it completes.
       nextDueAt: inSlot ? slot + every : slot,
       pendingSnapshotId: pending.snapshotId,
