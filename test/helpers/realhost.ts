@@ -1,12 +1,11 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import dbus from 'dbus-next';
-import { INIT_SCRIPT } from './sdhost-init.js';
+import { cgroupV2Root, killOnExit, launchSystemd, mountRoot, poweroff, POWEROFF_TIMEOUT_MS, waitExit } from './sdhost-boot.js';
 import { alive, reapStaleHosts, run, STATE_PREFIX, unmountAndRemove, type HostRecord } from './sdhost-reap.js';
 
 /**
@@ -34,8 +33,6 @@ export const PROJECT_IN_HOST = '/opt/ebs-failover';
 
 /** 60 s: boot takes ~0.5 s idle, but CI shares 2 cores with other suites. */
 const BOOT_TIMEOUT_MS = 60_000;
-const PROBE_INTERVAL_MS = 50;
-const POWEROFF_TIMEOUT_MS = 15_000;
 
 export function realHostsAvailable(): string | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root';
@@ -100,45 +97,6 @@ export interface RealHost {
   stop(): Promise<void>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (alive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(PROBE_INTERVAL_MS);
-  }
-  return true;
-}
-
-function cgroupV2Root(): string {
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return '/sys/fs/cgroup';
-  if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers')) return '/sys/fs/cgroup/unified';
-  throw new Error('no cgroup v2 hierarchy');
-}
-
-async function systemState(busAddress: string): Promise<string | undefined> {
-  const bus = dbus.sessionBus({ busAddress });
-  bus.on('error', () => undefined); // refused connect = not yet
-  try {
-    const msg = new dbus.Message({
-      destination: 'org.freedesktop.systemd1',
-      path: '/org/freedesktop/systemd1',
-      interface: 'org.freedesktop.DBus.Properties',
-      member: 'Get',
-      signature: 'ss',
-      body: ['org.freedesktop.systemd1.Manager', 'SystemState'],
-    });
-    const reply = await Promise.race([bus.call(msg), sleep(1_000).then(() => null)]);
-    const v = reply?.body[0] as { value?: unknown } | undefined;
-    return typeof v?.value === 'string' ? v.value : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    bus.disconnect();
-  }
-}
-
 /** fleet's config file (INI-like `key=value`, read by fleetd -config). */
 export function fleetConfig(f: FleetInHost, ip: string): string {
   return [
@@ -161,11 +119,6 @@ const FLEET_SERVICE_UNIT =
   '[Service]\nExecStart=/opt/fleet/fleetd -config /etc/fleet/fleet.conf\nRestart=always\nRestartSec=1\n' +
   '[Install]\nWantedBy=multi-user.target\n';
 
-const liveHosts = new Set<() => void>();
-process.once('exit', () => {
-  for (const kill of liveHosts) kill();
-});
-
 /** Read-only bind of `src` onto `dst` (created as an empty file or dir in the overlay first). */
 function roBind(src: string, dst: string): void {
   if (!existsSync(dst)) {
@@ -187,10 +140,7 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
   const name = opts.name;
   const ip = `127.0.0.${opts.ipIndex}`;
   const stateDir = mkdtempSync(join(tmpdir(), `${STATE_PREFIX}${name}-`));
-  const upper = join(stateDir, 'upper');
-  const work = join(stateDir, 'work');
   const merged = join(stateDir, 'merged');
-  for (const d of [upper, work, merged]) mkdirSync(d);
   const cgroupDir = join(cgroupV2Root(), `ebs-failover-realhost-${name}-${randomBytes(3).toString('hex')}`);
   let child: ChildProcess | undefined;
   let pid = 0;
@@ -212,18 +162,11 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
     }
     unmountAndRemove(stateDir, cgroupDir);
   };
-  liveHosts.add(teardown);
+  const exitHook = killOnExit(teardown);
 
   try {
-    run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${PG_ROOTFS_DIR},upperdir=${upper},workdir=${work}`, merged]);
-    run('mount', ['-t', 'tmpfs', '-o', 'mode=755,nosuid,nodev,size=64m', 'tmpfs', join(merged, 'run')]);
-    if (!existsSync(join(merged, PG_ROOTFS_MARKER))) throw new Error(`overlay at ${merged} lacks ${PG_ROOTFS_MARKER}`);
     const machineId = opts.machineId ?? randomBytes(16).toString('hex');
-    writeFileSync(join(merged, 'etc/machine-id'), `${machineId}\n`);
-    mkdirSync(join(merged, 'var/lib/dbus'), { recursive: true });
-    rmSync(join(merged, 'var/lib/dbus/machine-id'), { force: true });
-    writeFileSync(join(merged, 'var/lib/dbus/machine-id'), `${machineId}\n`);
-    writeFileSync(join(merged, 'etc/hostname'), `${name}\n`);
+    mountRoot(stateDir, PG_ROOTFS_DIR, PG_ROOTFS_MARKER, name, machineId);
     roBind(process.execPath, join(merged, process.execPath.slice(1)));
     roBind(REPO, join(merged, PROJECT_IN_HOST.slice(1)));
     const files: Record<string, string> = { ...(opts.files ?? {}) };
@@ -255,46 +198,15 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
     record();
 
     // As sdhost.ts, minus --net: the host shares this machine's network namespace (see the header).
-    child = spawn(
-      'bash',
-      [
-        '-c',
-        'echo $$ > "$1/cgroup.procs"; shift; exec "$@"',
-        'realhost-launch',
-        cgroupDir,
-        'unshare', '--pid', '--mount', '--uts', '--ipc', '--cgroup', '--fork', '--propagation', 'private', '--',
-        'bash', '-c', INIT_SCRIPT, 'sdhost-init', name, merged, ROOTFS_MARKER,
-      ],
-      { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const consoleLines: string[] = [];
-    const keep = (b: Buffer): void => {
-      consoleLines.push(b.toString());
-      if (consoleLines.length > 200) consoleLines.shift();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    child.unref();
-    const unsharePid = child.pid;
-    if (!unsharePid) throw new Error('spawn of unshare failed');
-    const busAddress = `unix:path=${join(merged, 'run/dbus/system_bus_socket')}`;
-    const deadline = Date.now() + BOOT_TIMEOUT_MS;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error(`host ${name}: not booted within ${BOOT_TIMEOUT_MS} ms; console: ${consoleLines.join('')}`);
-      if (!alive(unsharePid)) throw new Error(`host ${name} died during boot; console: ${consoleLines.join('')}`);
-      if (!pid) {
-        const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim();
-        pid = Number(children.split(/\s+/)[0] ?? 0) || 0;
-        if (pid) record();
-      }
-      if (pid && existsSync(join(merged, 'run/dbus/system_bus_socket'))) {
-        const state = await systemState(busAddress);
-        if (state === 'running' || state === 'degraded') break;
-      }
-      await sleep(PROBE_INTERVAL_MS);
-    }
+    const { unsharePid, busAddress, pid: hostPid } = await launchSystemd({
+      name, merged, cgroupDir, initMarker: ROOTFS_MARKER, ownNetwork: false, bootTimeoutMs: BOOT_TIMEOUT_MS, t0,
+      onSpawn: (c) => (child = c),
+      onPid: (p) => {
+        pid = p;
+        record();
+      },
+    });
     const bootedMs = performance.now() - t0;
-    const hostPid = pid;
     const host: RealHost = {
       name,
       ip,
@@ -327,20 +239,15 @@ export async function bootRealHost(opts: RealHostOptions): Promise<RealHost> {
       async stop() {
         if (stopped) return;
         stopped = true;
-        if (alive(hostPid)) {
-          process.kill(hostPid, 34 + 4); // SIGRTMIN+4: poweroff.target, units stop and unmount cleanly
-          if (!(await waitExit(hostPid, POWEROFF_TIMEOUT_MS))) process.kill(hostPid, 'SIGKILL');
-          await waitExit(hostPid, POWEROFF_TIMEOUT_MS);
-        }
-        if (alive(unsharePid)) await waitExit(unsharePid, POWEROFF_TIMEOUT_MS);
+        await poweroff(hostPid, unsharePid);
         teardown();
-        liveHosts.delete(teardown);
+        exitHook.release();
       },
     };
     return host;
   } catch (err) {
     teardown();
-    liveHosts.delete(teardown);
+    exitHook.release();
     throw err;
   }
 }

@@ -1,13 +1,12 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import dbus from 'dbus-next';
-import { INIT_SCRIPT } from './sdhost-init.js';
+import { cgroupV2Root, killOnExit, launchSystemd, mountRoot, poweroff } from './sdhost-boot.js';
 import { alive, reapStaleHosts, run, STATE_PREFIX, unmountAndRemove, type HostRecord } from './sdhost-reap.js';
 
 export { makeVolumeImage, type VolumeImageOptions } from './sdhost-volume.js';
@@ -31,12 +30,6 @@ const BUILD_SCRIPT = join(REPO, 'scripts/build-test-rootfs.sh');
 
 /** 30 s: the bus answers in ~0.3–0.5 s on an idle machine; the deadline covers a loaded shared one. */
 const BOOT_TIMEOUT_MS = 30_000;
-/** 50 ms between bus probes during boot: small against the boot time, cheap for the CPU. */
-const PROBE_INTERVAL_MS = 50;
-/** 1 s per probe call: a live bus answers in milliseconds. */
-const PROBE_CALL_TIMEOUT_MS = 1_000;
-/** 15 s for poweroff (SIGRTMIN+4, ~2 s idle; units have a 10 s stop timeout in the rootfs) before SIGKILL. */
-const POWEROFF_TIMEOUT_MS = 15_000;
 /** 10 min: a first-time debootstrap downloads ~60 MB and unpacks for ~1 min. */
 const BUILD_TIMEOUT_MS = 600_000;
 
@@ -84,61 +77,11 @@ export function ensureRootfs(): string {
   return ROOTFS_DIR;
 }
 
-/** The v2 hierarchy: /sys/fs/cgroup itself on a unified machine, /sys/fs/cgroup/unified on a hybrid one. */
-function cgroupV2Root(): string {
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return '/sys/fs/cgroup';
-  if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers')) return '/sys/fs/cgroup/unified';
-  throw new Error('no cgroup v2 hierarchy (neither /sys/fs/cgroup nor /sys/fs/cgroup/unified)');
-}
-
-
-
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (alive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(PROBE_INTERVAL_MS);
-  }
-  return true;
-}
-
-/** One D-Bus probe: the manager's SystemState, or undefined when the bus does not answer (yet). */
-async function probeSystemState(busAddress: string): Promise<string | undefined> {
-  const bus = dbus.sessionBus({ busAddress });
-  bus.on('error', () => undefined); // a refused connect is the expected "not yet"
-  try {
-    const msg = new dbus.Message({
-      destination: 'org.freedesktop.systemd1',
-      path: '/org/freedesktop/systemd1',
-      interface: 'org.freedesktop.DBus.Properties',
-      member: 'Get',
-      signature: 'ss',
-      body: ['org.freedesktop.systemd1.Manager', 'SystemState'],
-    });
-    const reply = await Promise.race([bus.call(msg), sleep(PROBE_CALL_TIMEOUT_MS).then(() => null)]);
-    const variant = reply?.body[0] as { value?: unknown } | undefined;
-    return typeof variant?.value === 'string' ? variant.value : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    bus.disconnect();
-  }
-}
-
 function devNumbers(blockDevice: string): { major: number; minor: number } {
   const rdev = statSync(blockDevice).rdev;
   // Linux dev_t encoding (glibc gnu_dev_major/minor).
   return { major: ((rdev >> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
 }
-
-const liveHosts = new Set<() => void>();
-// Last-resort cleanup if a test process exits without calling stop(): no leaked systemd, loop or mount.
-process.once('exit', () => {
-  for (const kill of liveHosts) kill();
-});
 
 /** Boots a host named `name` (letters, digits, dashes). */
 export async function bootHost(name: string): Promise<SdHost> {
@@ -147,10 +90,6 @@ export async function bootHost(name: string): Promise<SdHost> {
   reapStaleHosts();
   const t0 = performance.now();
   const stateDir = mkdtempSync(join(tmpdir(), `${STATE_PREFIX}${name}-`));
-  const upper = join(stateDir, 'upper');
-  const work = join(stateDir, 'work');
-  const merged = join(stateDir, 'merged');
-  for (const d of [upper, work, merged]) mkdirSync(d);
   const cgroupDir = join(cgroupV2Root(), `ebs-failover-sdhost-${name}-${randomBytes(3).toString('hex')}`);
   const disks = new Map<string, string>();
   const images = new Map<string, string>();
@@ -177,66 +116,22 @@ export async function bootHost(name: string): Promise<SdHost> {
     disks.clear();
     unmountAndRemove(stateDir, cgroupDir);
   };
-  liveHosts.add(teardown);
+  const exitHook = killOnExit(teardown);
 
   try {
-    run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
-    // /run is mounted here, outside the namespaces, so the bus socket has a path we can reach.
-    run('mount', ['-t', 'tmpfs', '-o', 'mode=755,nosuid,nodev,size=64m', 'tmpfs', join(merged, 'run')]);
-    if (!existsSync(join(merged, ROOTFS_MARKER))) throw new Error(`overlay at ${merged} lacks the rootfs marker`);
-    const machineId = randomBytes(16).toString('hex');
-    writeFileSync(join(merged, 'etc/machine-id'), `${machineId}\n`);
-    mkdirSync(join(merged, 'var/lib/dbus'), { recursive: true });
-    rmSync(join(merged, 'var/lib/dbus/machine-id'), { force: true });
-    writeFileSync(join(merged, 'var/lib/dbus/machine-id'), `${machineId}\n`);
-    writeFileSync(join(merged, 'etc/hostname'), `${name}\n`);
+    const merged = mountRoot(stateDir, lower, ROOTFS_MARKER, name, randomBytes(16).toString('hex'));
     mkdirSync(cgroupDir);
     record();
-
-    child = spawn(
-      'bash',
-      [
-        '-c',
-        'echo $$ > "$1/cgroup.procs"; shift; exec "$@"',
-        'sdhost-launch',
-        cgroupDir,
-        'unshare', '--pid', '--mount', '--uts', '--ipc', '--net', '--cgroup', '--fork', '--propagation', 'private', '--',
-        'bash', '-c', INIT_SCRIPT, 'sdhost-init', name, merged, ROOTFS_MARKER,
-      ],
-      { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const consoleLines: string[] = [];
-    const keep = (b: Buffer): void => {
-      consoleLines.push(b.toString());
-      if (consoleLines.length > 200) consoleLines.shift();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    child.unref();
-    const unsharePid = child.pid;
-    if (!unsharePid) throw new Error('spawn of unshare failed');
-
-    const busAddress = `unix:path=${join(merged, 'run/dbus/system_bus_socket')}`;
-    const deadline = Date.now() + BOOT_TIMEOUT_MS;
-    let busReadyMs = 0;
-    let state: string | undefined;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error(`host ${name}: bus not ready within ${BOOT_TIMEOUT_MS} ms; console: ${consoleLines.join('')}`);
-      if (!alive(unsharePid)) throw new Error(`host ${name} died during boot; console: ${consoleLines.join('')}`);
-      if (!pid) {
-        const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim();
-        pid = Number(children.split(/\s+/)[0] ?? 0) || 0;
-      }
-      if (pid && existsSync(join(merged, 'run/dbus/system_bus_socket'))) {
-        state = await probeSystemState(busAddress);
-        if (state !== undefined) {
-          if (!busReadyMs) busReadyMs = performance.now() - t0;
-          // 'running' or 'degraded': the boot transaction is over, so tests do not race boot jobs.
-          if (state === 'running' || state === 'degraded') break;
-        }
-      }
-      await sleep(PROBE_INTERVAL_MS);
-    }
+    const launched = await launchSystemd({
+      name, merged, cgroupDir, initMarker: ROOTFS_MARKER, ownNetwork: true, bootTimeoutMs: BOOT_TIMEOUT_MS, t0,
+      onSpawn: (c) => (child = c),
+      onPid: (p) => {
+        pid = p;
+        record();
+      },
+    });
+    const { busAddress, busReadyMs, unsharePid } = launched;
+    pid = launched.pid;
     const bootedMs = performance.now() - t0;
     const rootDir = `/proc/${pid}/root`;
     const inRoot = (p: string): string => {
@@ -302,22 +197,15 @@ export async function bootHost(name: string): Promise<SdHost> {
       async stop() {
         if (stopped) return;
         stopped = true;
-        if (pid && alive(pid)) {
-          // SIGRTMIN+4 asks systemd for poweroff.target: units stop, mounts are unmounted cleanly.
-          const sigrtmin4 = 34 + 4;
-          process.kill(pid, sigrtmin4);
-          if (!(await waitExit(pid, POWEROFF_TIMEOUT_MS))) process.kill(pid, 'SIGKILL');
-          await waitExit(pid, POWEROFF_TIMEOUT_MS);
-        }
-        if (alive(unsharePid)) await waitExit(unsharePid, POWEROFF_TIMEOUT_MS);
+        await poweroff(pid, unsharePid);
         teardown();
-        liveHosts.delete(teardown);
+        exitHook.release();
       },
     };
     return host;
   } catch (err) {
     teardown();
-    liveHosts.delete(teardown);
+    exitHook.release();
     throw err;
   }
 }
