@@ -49,12 +49,14 @@ export class EtcdStore implements StorePort {
     const entries = new Map(mirror.entries());
     const now = this.opts.now();
     for (const [key, o] of this.overlay) {
+      // Another mirror's entries know nothing of this key: asked there, a pending DELETE (value null)
+      // looked "caught up" and was dropped, so the next tick saw the deleted key again.
+      if (!this.owns(mirror, key)) continue;
       const seen = entries.get(key) ?? null;
       if (seen === o.value || now - o.at > OVERLAY_MS) {
         this.overlay.delete(key);
         continue;
       }
-      if (!this.owns(mirror, key)) continue;
       if (o.value === null) entries.delete(key);
       else entries.set(key, o.value);
     }
