@@ -31,7 +31,7 @@ const recorded: FailoverJournal = journal({
   autoRestore: { az: 'us-east-1a', goneSince: 1, dueAt: 2, waiting: null, restore: { restoreId: RID, snapshotId: SNAP, snapshotAt: 0, toAz: 'us-east-1b', startedAt: 5, newVolumeId: null, swappedAt: null } },
 });
 const create: Decision = { kind: 'createRestoreVolume', volumeId: VOL, journal: recorded, restoreId: RID, snapshotId: SNAP, az: 'us-east-1b', tags: restoredVolumeTags(SNAP, VOL, RID), reason: 'test' };
-const newVolume = { VolumeId: NEW, AvailabilityZone: 'us-east-1b', State: 'creating', Size: 10, Attachments: [], Tags: [{ Key: 'ebs-failover:restore-id', Value: RID }] };
+const newVolume = { VolumeId: NEW, AvailabilityZone: 'us-east-1b', State: 'creating' as const, Size: 10, Attachments: [], Tags: [{ Key: 'ebs-failover:restore-id', Value: RID }] };
 
 beforeEach(() => mock.reset());
 
