@@ -118,6 +118,10 @@ export async function runController(opts: ControllerOptions): Promise<Controller
         if (isActiveJournal(j) && j.intent !== null && j.intent.term !== leadership.revision) {
           log.warn({ volumeId: j.volumeId, intent: j.intent, quietMs }, "a previous term's EC2 call may still be in flight: no mutation before the quiet period ends");
         }
+        const restore = isActiveJournal(j) ? j.autoRestore?.restore : undefined;
+        if (restore && restore.newVolumeId === null) {
+          log.warn({ volumeId: j.volumeId, restore, quietMs }, "a previous term's auto-restore CreateVolume may have been sent: its volume is looked up by restore id after the quiet period, never created twice");
+        }
       }
       const loop = new FailoverLoop({
         store, ec2, fleet: opts.fleet, log, metrics, now, parallelism: opts.parallelism,
