@@ -79,6 +79,11 @@ describe('decideAutoRestore: tracking and the conditions (table)', () => {
     ],
     ['a host of the AZ is live again: the tracking is dropped (continuity broken)', t, { spec: { hosts: [hostB, host(I1)] } }, note(t, undefined, `${AZ} has a live host again: auto-restore of ${UNIT} no longer due`)],
     ['a live host of the AZ, nothing tracked: nothing', fresh, { spec: { hosts: [hostB, host(I1)] } }, null],
+    [
+      'a host back in the AZ already chosen as the target (attaching): the tracking is dropped too',
+      withTracking({}, { step: 'attaching', toInstanceId: I1 }), { spec: { hosts: [hostB, host(I1)] } },
+      note(withTracking({}, { step: 'attaching', toInstanceId: I1 }), undefined, `${AZ} has a live host again: auto-restore of ${UNIT} no longer due`),
+    ],
     ['within the host grace (new leader): nothing new', fresh, { spec: { graceUntil: NOW + 1 } }, null],
     ['not due yet, nothing in the way: the failover goes on (it may still find a host)', withTracking({ goneSince: NOW - 10, dueAt: NOW - 10 + AFTER }), {}, null],
     ['snapshots not looked up yet: nothing', t, { facts: { snapshots: new Map() } }, null],

@@ -127,10 +127,11 @@ export function decideAutoRestore(o: Observed, j: FailoverJournal, service: Serv
   // Hosts may not have re-registered yet (new leader, etcd back): say nothing new until they could have.
   if (o.graceUntil !== null && o.now < o.graceUntil) return tracked?.restore ? { kind: 'wait', volumeId: j.volumeId, requeueAfterMs: o.graceUntil - o.now, reason: 'auto-restore: waiting out the host grace' } : null;
   if (tracked?.restore) return continueRestore(o, j, service, tracked, tracked.restore, facts);
-  if (!STUCK_STEPS.has(j.step)) return null;
+  // Whatever the step (a host back in the AZ may already be the failover's target): continuity is broken.
   if (liveHostsIn(o, az) > 0) {
     return tracked ? note(j, undefined, `${az} has a live host again: auto-restore of ${service.unit} no longer due`) : null;
   }
+  if (!STUCK_STEPS.has(j.step)) return null;
   if (!tracked || tracked.az !== az || tracked.dueAt !== tracked.goneSince + cfg.afterMs) {
     const goneSince = tracked?.az === az ? tracked.goneSince : o.now;
     return note(j, { az, goneSince, dueAt: goneSince + cfg.afterMs, waiting: null, restore: null },
