@@ -5,10 +5,11 @@
  * runner, the demo, bench and the integration tests. Kept in src/testing, not in test/fixtures, so the
  * chaos runner, demo and bench can use it without importing from the test tree.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, where `src/cli/main.ts` lives (this file is src/testing/proc.ts). */
@@ -34,11 +35,24 @@ export class DaemonExitedError extends Error {
   }
 }
 
-export interface FixtureProcOptions {
+/** What to run: `node --import tsx <script> [args…]` in `cwd`. */
+export interface TsxLaunch {
+  cwd: string;
+  script: string;
+  env: NodeJS.ProcessEnv;
   /** Command-line arguments after the script (`agent --instance-id …` for the CLI). */
   args?: readonly string[];
   /** false: `env` is the whole environment (a caller that removed variables); default: it is laid over process.env. */
   inheritEnv?: boolean;
+}
+
+/** The one way this project's test worlds start a TypeScript entry point (stdout and stderr piped). */
+export function spawnTsx(l: TsxLaunch): ChildProcessByStdio<null, Readable, Readable> {
+  const env = l.inheritEnv === false ? l.env : { ...process.env, ...l.env };
+  return spawn(process.execPath, ['--import', 'tsx', l.script, ...(l.args ?? [])], { cwd: l.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface FixtureProcOptions {
   /** Also append everything the process prints to this file (a daemon's log, printed in part on failure). */
   logFile?: string;
   /** Called when the process exits without kill() or stop() having asked it to (a daemon that crashed). */
@@ -48,7 +62,8 @@ export interface FixtureProcOptions {
 /**
  * One child process running a TypeScript entry point (a fixture, or the CLI), with the signals a fault
  * schedule needs. A fixture prints `ready` on stdout once it serves (`ready()` waits for it); its output
- * lines and the tail of its stderr are kept in memory.
+ * lines and the tail of its stderr are kept in memory. Spawned here from a TsxLaunch, or a child a
+ * test spawned itself (stdout and stderr piped) is watched the same way.
  */
 export class FixtureProc {
   readonly lines: string[] = [];
@@ -62,14 +77,14 @@ export class FixtureProc {
   readonly startedAt = Date.now();
   readonly logFile: string | undefined;
   private readonly exitPromise: Promise<number | null>;
-  private readonly child: ChildProcess;
+  /** The child itself, for a test that sends it signals by hand (`signal()` keeps `frozen` right). */
+  readonly child: ChildProcess;
   /** Set by kill() and stop(), so that exit is not reported as unexpected. */
   private expectedExit = false;
 
-  constructor(readonly name: string, cwd: string, script: string, env: NodeJS.ProcessEnv, opts: FixtureProcOptions = {}) {
+  constructor(readonly name: string, from: TsxLaunch | ChildProcess, opts: FixtureProcOptions = {}) {
     this.logFile = opts.logFile;
-    const fullEnv = opts.inheritEnv === false ? env : { ...process.env, ...env };
-    this.child = spawn(process.execPath, ['--import', 'tsx', script, ...(opts.args ?? [])], { cwd, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = 'script' in from ? spawnTsx(from) : from;
     const log = opts.logFile === undefined ? null : createWriteStream(opts.logFile, { flags: 'a' });
     let buf = '';
     this.child.stdout?.on('data', (d: Buffer) => {
@@ -177,8 +192,8 @@ export class Daemon {
 
   start(): void {
     if (this.running) throw new Error(`${this.name} is already running`);
-    this.proc = new FixtureProc(this.name, REPO_ROOT, CLI_SCRIPT, this.env, {
-      args: this.args, inheritEnv: false, logFile: this.logFile, onUnexpectedExit: (err) => this.onUnexpectedExit?.(err),
+    this.proc = new FixtureProc(this.name, { cwd: REPO_ROOT, script: CLI_SCRIPT, env: this.env, args: this.args, inheritEnv: false }, {
+      logFile: this.logFile, onUnexpectedExit: (err) => this.onUnexpectedExit?.(err),
     });
   }
 
@@ -213,7 +228,7 @@ export interface CliResult {
  */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, opts: { timeoutMs: number; onLine?: (line: string) => void }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI_SCRIPT, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTsx({ cwd: REPO_ROOT, script: CLI_SCRIPT, env, args, inheritEnv: false });
     let stdout = '';
     let stderr = '';
     const lines = createInterface({ input: child.stdout });

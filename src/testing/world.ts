@@ -156,6 +156,23 @@ export interface World {
   stop(): Promise<void>;
 }
 
+export interface FixtureSpawnOptions {
+  /** Repository whose fixtures to run (this one by default). */
+  repo?: string;
+  logLevel: string;
+  proc?: FixtureProcOptions;
+}
+
+/** One fixture agent: test/fixtures/controller-agent.ts with its JSON config; it prints `ready` once registered. */
+export function spawnFixtureAgent(name: string, config: object, o: FixtureSpawnOptions): FixtureProc {
+  return new FixtureProc(name, { cwd: o.repo ?? REPO, script: AGENT_SCRIPT, env: { LOG_LEVEL: o.logLevel, CONTROLLER_E2E_AGENT: JSON.stringify(config) } }, o.proc);
+}
+
+/** One fixture controller: test/fixtures/controller-proc.ts with its JSON config; it prints `ready` once it runs. */
+export function spawnFixtureController(name: string, config: object, o: FixtureSpawnOptions): FixtureProc {
+  return new FixtureProc(name, { cwd: o.repo ?? REPO, script: CONTROLLER_SCRIPT, env: { LOG_LEVEL: o.logLevel, CONTROLLER_E2E_CONTROLLER: JSON.stringify(config) } }, o.proc);
+}
+
 const hex = (n: number): string => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
 
 /** A one-shot CLI command (tsx compiles on start) on a loaded 2-core machine: generous. */
@@ -268,7 +285,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     const file = join(dir, `agents-${groups.indexOf(group)}-${group.boots}.json`);
     writeFileSync(file, JSON.stringify({ hosts }));
     const first = (): Member => group.members[0] as Member;
-    const proc = new FixtureProc(`agents-${String(group.configs[0]?.instanceId)}+${group.configs.length - 1}`, repo, MULTI_AGENT_SCRIPT, { LOG_LEVEL: logLevel, MULTI_AGENT_FILE: file }, procOpts(first));
+    const name = `agents-${String(group.configs[0]?.instanceId)}+${group.configs.length - 1}`;
+    const proc = new FixtureProc(name, { cwd: repo, script: MULTI_AGENT_SCRIPT, env: { LOG_LEVEL: logLevel, MULTI_AGENT_FILE: file } }, procOpts(first));
     for (const m of group.members) m.proc = proc;
     return proc;
   };
@@ -299,7 +317,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       ];
       const env = { ...daemonEnv, EBS_FAILOVER_ETCD_ENDPOINTS: etcdProxies.map((p) => p.url).join(','), EBS_FAILOVER_SYSTEMD_BUS: 'memory', EBS_FAILOVER_MACHINE_ID: String(machineId) };
       // A restart keeps the lease-state file (a quick restart resumes the lease), as on a real host.
-      const spawnCliAgent = (): FixtureProc => new FixtureProc(name, repo, CLI_SCRIPT, env, procOpts(() => member, { args, inheritEnv: false, logFile: join(dir, instanceId, 'agent.log') }));
+      const launch = { cwd: repo, script: CLI_SCRIPT, env, args, inheritEnv: false };
+      const spawnCliAgent = (): FixtureProc => new FixtureProc(name, launch, procOpts(() => member, { logFile: join(dir, instanceId, 'agent.log') }));
       const registered = (proc: FixtureProc, since: bigint): Promise<void> => writtenSince(client, proc, ks.host(instanceId), since, () => true);
       const member: Member = {
         kind: 'agent', index, id: instanceId, az: h.az, name, machineId, deviceDir, proc: spawnCliAgent(), etcdProxies, ec2Proxy: null,
@@ -340,7 +359,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     const spawnAgent = (): FixtureProc => {
       boots += 1;
       const boot = { ...config, runDir: join(dir, instanceId, `run-${boots}`) };
-      return new FixtureProc(instanceId, repo, AGENT_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_AGENT: JSON.stringify(boot) }, procOpts(() => member));
+      return spawnFixtureAgent(instanceId, boot, { repo, logLevel, proc: procOpts(() => member) });
     };
     const member: Member = {
       kind: 'agent', index, id: instanceId, az: h.az, name, machineId, deviceDir, proc: spawnAgent(), etcdProxies, ec2Proxy: null,
@@ -369,7 +388,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
         ...(fleet ? { EBS_FAILOVER_MODE: 'fleet' } : {}),
       };
       const args = ['controller', '--candidate-id', candidateId];
-      spawnController = () => new FixtureProc(candidateId, repo, CLI_SCRIPT, env, procOpts(() => member, { args, inheritEnv: false, logFile: join(dir, `${candidateId}.log`) }));
+      const launch = { cwd: repo, script: CLI_SCRIPT, env, args, inheritEnv: false };
+      spawnController = () => new FixtureProc(candidateId, launch, procOpts(() => member, { logFile: join(dir, `${candidateId}.log`) }));
       ready = (proc, since) => writtenSince(client, proc, `${ks.electionPrefix()}/`, since, (value) => value === candidateId);
     } else {
       const config = {
@@ -377,7 +397,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
         electionTtlMs: opts.electionTtlMs, forceDetachAfterMs: opts.forceDetachAfterMs, reportTimeoutMs: opts.reportTimeoutMs,
         ...opts.controllerExtra,
       };
-      spawnController = () => new FixtureProc(candidateId, repo, CONTROLLER_SCRIPT, { LOG_LEVEL: logLevel, CONTROLLER_E2E_CONTROLLER: JSON.stringify(config) }, procOpts(() => member));
+      spawnController = () => spawnFixtureController(candidateId, config, { repo, logLevel, proc: procOpts(() => member) });
       ready = (proc) => proc.ready();
     }
     const member: Member = {
