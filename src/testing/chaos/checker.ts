@@ -58,7 +58,7 @@ export interface Interval {
 }
 
 /** Mutating EC2 actions: the ones a deposed controller must never get through. */
-export const MUTATING_ACTIONS: ReadonlySet<string> = new Set(['AttachVolume', 'DetachVolume', 'StopInstances', 'TerminateInstances', 'CreateSnapshot', 'DeleteSnapshot']);
+export const MUTATING_ACTIONS: ReadonlySet<string> = new Set(['AttachVolume', 'DetachVolume', 'StopInstances', 'TerminateInstances', 'CreateSnapshot', 'DeleteSnapshot', 'CreateVolume']);
 /** A new leader's first call can reach EC2 a moment before our watch delivers its election key. */
 const ELECTION_WATCH_LAG_MS = 300;
 /** A lower term counts as sitting only if it outlived the call by this much (its delete may be seen late). */
