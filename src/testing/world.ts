@@ -141,6 +141,7 @@ export interface World {
   readonly ks: Keyspace;
   readonly dir: string;
   readonly repo: string;
+  /** Unit and mount state changes of the fixture agents, one JSON line each (empty with cli daemons). */
   readonly ledger: string;
   readonly agents: Member[];
   readonly controllers: Member[];
