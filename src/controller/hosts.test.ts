@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FailoverJournal, HostRecord, Placement } from '../keyspace/records.js';
 import { silentLogger } from '../log/logger.js';
-import { HostTracker, hostGraceMs } from './hosts.js';
+import { HOST_TIMING, HostTracker, hostGraceMs } from './hosts.js';
 import type { StoreSnapshot } from './ports.js';
 import { NOW, host, journal, placement } from '../testing/controller-builders.js';
 
@@ -86,5 +86,67 @@ describe('HostTracker', () => {
     expect([...t.known.keys()]).toEqual([id(1), id(2), id(3)]);
     t.observe(snap([], [onHost(2)], named), NOW + 10 * TTL);
     expect([...t.known.keys()]).toEqual([id(2), id(3)]);
+  });
+
+  describe('EC2 proof of death (stopped, terminated, impaired): no grace, no pacing for the proven', () => {
+    const all = [1, 2, 3, 4, 5, 6, 7, 8];
+    const placements = all.map(onHost);
+    /** 5 of 8 vanish at once: suspect, a grace of 500 ms, then 1 host per TTL. */
+    function suspectTracker(): HostTracker {
+      const t = new HostTracker({ log: silentLogger(), hostGraceMs: 500 });
+      t.observe(snap(all, placements), NOW);
+      t.observe(snap([6, 7, 8], placements), NOW + 1_000);
+      return t;
+    }
+
+    it('asks only for gone holders held back (the suspects), at most one look per proofEveryMs', () => {
+      const t = suspectTracker();
+      const s = snap([6, 7, 8], placements);
+      expect(t.proofWanted(s, NOW + 1_000)).toEqual([1, 2, 3, 4, 5].map(id));
+      t.proofLooked([1, 2, 3, 4, 5].map(id), new Map(), NOW + 1_000);
+      expect(t.proofWanted(s, NOW + 1_000 + HOST_TIMING.proofEveryMs - 1)).toEqual([]);
+      expect(t.proofWanted(s, NOW + 1_000 + HOST_TIMING.proofEveryMs)).toEqual([1, 2, 3, 4, 5].map(id));
+    });
+
+    it('nothing held back (no grace, not suspect): no look at all, even with a dead holder', () => {
+      const t = new HostTracker({ log: silentLogger(), hostGraceMs: 0 });
+      const four = [1, 2, 3, 4].map(onHost);
+      t.observe(snap([1, 2, 3, 4], four), NOW);
+      t.observe(snap([2, 3, 4], four), NOW + 100);
+      expect(t.pacing(NOW + 100)).toBeNull();
+      expect(t.proofWanted(snap([2, 3, 4], four), NOW + 100)).toEqual([]);
+    });
+
+    it('proven hosts are admitted at once and take no turn; the unproven stay paced', () => {
+      const t = suspectTracker();
+      t.proofLooked([1, 2, 3, 4, 5].map(id), new Map([[id(1), 'EC2 reports the instance stopped'], [id(2), 'EC2 status check(s) impaired: system']]), NOW + 1_000);
+      expect(Object.fromEntries(t.provenDead())).toEqual({ [id(1)]: 'EC2 reports the instance stopped', [id(2)]: 'EC2 status check(s) impaired: system' });
+      t.admit(id(1), NOW + 1_000);
+      t.admit(id(2), NOW + 1_000);
+      const p = t.pacing(NOW + 1_000);
+      expect(p?.remaining).toBe(1); // the budget of 1 host per TTL is untouched
+      expect(p?.admitted).toEqual([id(1), id(2)]);
+      t.admit(id(3), NOW + 1_500);
+      expect(t.pacing(NOW + 1_500)).toMatchObject({ remaining: 0, admitted: [id(3), id(1), id(2)] });
+      // Still asked about: the unproven suspects without their turn (3 has its turn).
+      expect(t.proofWanted(snap([6, 7, 8], placements), NOW + 2_000)).toEqual([4, 5].map(id));
+    });
+
+    it('a proof found for a host not asked about is ignored; a host back with a lease loses its proof', () => {
+      const t = suspectTracker();
+      t.proofLooked([id(1)], new Map([[id(1), 'EC2 reports the instance stopped'], [id(6), 'EC2 reports the instance stopped']]), NOW + 1_000);
+      expect([...t.provenDead().keys()]).toEqual([id(1)]);
+      t.observe(snap([1, 6, 7, 8], placements), NOW + 1_100);
+      expect(t.provenDead().size).toBe(0);
+    });
+
+    it('a new leader\'s grace: gone holders of placements and of running journals are asked about, live ones never', () => {
+      const t = new HostTracker({ log: silentLogger(), hostGraceMs: 5_000 });
+      const running = journal({ volumeId: vol(20), fromInstanceId: id(9), toInstanceId: id(2), step: 'detaching' });
+      const s = snap([2], [onHost(1), onHost(2)], [running]);
+      t.observe(s, NOW);
+      expect(t.proofWanted(s, NOW)).toEqual([id(1), id(9)]);
+      expect(t.proofWanted(s, NOW + 5_000 + HOST_TIMING.proofEveryMs)).toEqual([]); // grace over, nothing suspect
+    });
   });
 });

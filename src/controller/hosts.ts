@@ -17,6 +17,10 @@ export const HOST_TIMING = {
   suspectShare: 0.5,
   suspectMinHosts: 2,
   pacedShare: 0.1,
+  // EC2 proof of death (death-proof.ts) for hosts held back by the grace or the pacing: at most this many
+  // hosts per look (one DescribeInstances, one DescribeInstanceStatus), at most one look per second.
+  proofBatch: 100,
+  proofEveryMs: 1_000,
 } as const;
 
 /**
@@ -61,6 +65,9 @@ export class HostTracker {
   /** Lost holders whose failovers were let start, and when. */
   private readonly admitted = new Map<string, number>();
   private reconnectPending = false;
+  /** Gone hosts EC2 proved dead (stopped, terminated, impaired), with the reason: no grace, no pacing for them. */
+  private readonly proven = new Map<string, string>();
+  private lastProofLook = -Infinity;
 
   constructor(private readonly opts: HostTrackerOptions) {}
 
@@ -87,6 +94,8 @@ export class HostTracker {
       this.known.set(instanceId, record);
       this.lastSeen.set(instanceId, now);
       this.vanishedAt.delete(instanceId);
+      // Back (a new lease): whatever EC2 said of it before is history.
+      this.proven.delete(instanceId);
     }
     if (this.graceFrom === null || this.reconnectPending) {
       this.graceFrom = now;
@@ -140,14 +149,55 @@ export class HostTracker {
       this.known.delete(instanceId);
       this.lastSeen.delete(instanceId);
       this.vanishedAt.delete(instanceId);
+      this.proven.delete(instanceId);
     }
     // An admission is kept a while (10 TTLs) so all of that host's volumes may still start.
     for (const [id, at] of this.admitted) if (now - at > HOST_TIMING.forgetHostAfterTtls * ttlMs) this.admitted.delete(id);
   }
 
-  /** A failover caused by losing `holder` was let start. */
+  /** A failover caused by losing `holder` was let start (a proven death takes no turn of the pacing). */
   admit(holder: string, now: number): void {
-    if (!this.admitted.has(holder)) this.admitted.set(holder, now);
+    if (!this.admitted.has(holder) && !this.proven.has(holder)) this.admitted.set(holder, now);
+  }
+
+  /**
+   * Gone holders whose failovers the grace or the pacing holds back now, not yet proven dead: the hosts to
+   * ask EC2 about (death-proof.ts), at most `proofBatch`, the longest gone first. Empty when nothing is
+   * held back, and between looks (`proofEveryMs`), so a quiet cluster costs no call.
+   */
+  proofWanted(snap: StoreSnapshot, now: number): string[] {
+    if (now - this.lastProofLook < HOST_TIMING.proofEveryMs) return [];
+    const inGrace = this.graceUntil !== null && now < this.graceUntil;
+    const suspect = this.suspect;
+    if (!inGrace && suspect === null) return [];
+    const held = new Set<string>();
+    const consider = (id: string | null): void => {
+      if (id === null || snap.hosts.has(id) || this.proven.has(id)) return;
+      // The grace holds every gone holder (a resumed failover's too); the pacing only those without their turn.
+      if (inGrace || (suspect?.hosts.has(id) === true && !this.admitted.has(id))) held.add(id);
+    };
+    for (const p of snap.placements.values()) consider(p.instanceId);
+    for (const j of snap.journals.values()) if (j.step !== 'done' && j.step !== 'failed') consider(j.fromInstanceId);
+    const since = (id: string): number => this.vanishedAt.get(id) ?? -Infinity;
+    return [...held].sort((a, b) => since(a) - since(b) || a.localeCompare(b)).slice(0, HOST_TIMING.proofBatch);
+  }
+
+  /** A look at EC2 for `asked` was made now (whatever came back); `found` are the ones it proved dead. */
+  proofLooked(asked: readonly string[], found: ReadonlyMap<string, string>, now: number): void {
+    this.lastProofLook = now;
+    const fresh: Record<string, string> = {};
+    for (const [id, why] of found) {
+      if (!asked.includes(id) || this.proven.has(id)) continue;
+      this.proven.set(id, why);
+      fresh[id] = why;
+    }
+    const n = Object.keys(fresh).length;
+    if (n > 0) this.opts.log.warn({ proven: fresh, asked: asked.length }, `EC2 proves ${n} lost host(s) dead: their failovers skip the host grace and the suspect pacing`);
+  }
+
+  /** Gone hosts EC2 proved dead, with the reason (Observed.provenDead). */
+  provenDead(): ReadonlyMap<string, string> {
+    return this.proven;
   }
 
   /**
@@ -160,6 +210,7 @@ export class HostTracker {
     const perTtl = Math.max(1, Math.floor(this.known.size * HOST_TIMING.pacedShare));
     const recent = [...this.admitted.values()].filter((at) => now - at <= ttlMs).length;
     const reason = `${this.suspect.hosts.size} of ${this.known.size} known hosts vanished at once (suspect): failovers of at most ${perTtl} host(s) per ${ttlMs} ms`;
-    return { remaining: perTtl - recent, admitted: [...this.admitted.keys()], reason };
+    // A proven death has its turn at once (decide lets an admitted holder's failovers start).
+    return { remaining: perTtl - recent, admitted: [...this.admitted.keys(), ...this.proven.keys()], reason };
   }
 }

@@ -6,7 +6,8 @@ import type { AutoRestoreFacts } from './auto-restore.js';
 import { RESTORE_TAGS } from './restore-common.js';
 import { decide } from './decide.js';
 import { isMutation, type Decision } from './decision.js';
-import { HostTracker } from './hosts.js';
+import { lookForDeathProof } from './death-proof.js';
+import { HOST_TIMING, HostTracker } from './hosts.js';
 import type { ControllerMetrics } from './metrics.js';
 import { buildObserved, describeInstances, describeVolumes, volumesNeedingWork } from './observe.js';
 import { isActiveJournal, serviceOfVolume, type DecideConfig } from './observed.js';
@@ -180,15 +181,17 @@ export class FailoverLoop {
     const volumes = await describeVolumes(opts.ec2, ids, opts.signal);
     const instances = await this.liveInstances(snap, now);
     const autoRestore = await this.autoRestoreFacts(snap, volumes, now);
+    const doubted = await this.lookForDeathProof(snap, now);
 
     // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
     const journals = new Map(snap.journals);
     const placements = new Map(snap.placements);
-    let next: number = backoffEnds;
+    // Hosts still in doubt are looked at again next second (a status check may fail meanwhile).
+    let next: number = doubted ? Math.min(backoffEnds, HOST_TIMING.proofEveryMs) : backoffEnds;
     for (const volumeId of ids) {
       const observed = buildObserved({
         now, config: opts.config, snap: { ...snap, journals, placements }, knownHosts: this.hosts.known, volumes, instances,
-        graceUntil: this.hosts.graceUntil, pacing: this.hosts.pacing(now), autoRestore,
+        graceUntil: this.hosts.graceUntil, pacing: this.hosts.pacing(now), autoRestore, provenDead: this.hosts.provenDead(),
       });
       const decision = decide(observed, volumeId);
       const unit = serviceOfVolume(observed, volumeId)?.unit;
@@ -271,6 +274,24 @@ export class FailoverLoop {
       }
     }
     return facts;
+  }
+
+  /**
+   * Gone holders the grace or the suspect pacing holds back: one bounded look at EC2 for proof that they
+   * are dead (death-proof.ts); none when nothing is held back. True: some asked were not proven.
+   */
+  private async lookForDeathProof(snap: StoreSnapshot, now: number): Promise<boolean> {
+    const { opts } = this;
+    const wanted = this.hosts.proofWanted(snap, now);
+    if (wanted.length === 0) return false;
+    let found = new Map<string, string>();
+    try {
+      found = await lookForDeathProof(opts.ec2, wanted, opts.signal, (err) => opts.log.warn({ err }, 'DescribeInstanceStatus failed; only instance states count as proof this time'));
+    } catch (err) {
+      if (!opts.signal.aborted) opts.log.warn({ err, instanceIds: wanted }, 'EC2 look for proof of lost hosts\' deaths failed; the grace and pacing hold');
+    }
+    this.hosts.proofLooked(wanted, found, now);
+    return wanted.some((id) => !found.has(id));
   }
 
   /** Known hosts (for tests and status): instance ids, sorted. */

@@ -92,6 +92,8 @@ export interface ObserveInput {
   pacing?: Observed['pacing'];
   /** See `Observed.autoRestore`; default none. */
   autoRestore?: Observed['autoRestore'];
+  /** See `Observed.provenDead`; default none. */
+  provenDead?: Observed['provenDead'];
 }
 
 export function buildObserved(input: ObserveInput): Observed {
@@ -111,5 +113,6 @@ export function buildObserved(input: ObserveInput): Observed {
     graceUntil: input.graceUntil ?? null,
     pacing: input.pacing ?? null,
     ...(input.autoRestore === undefined ? {} : { autoRestore: input.autoRestore }),
+    ...(input.provenDead === undefined || input.provenDead.size === 0 ? {} : { provenDead: input.provenDead }),
   };
 }

@@ -68,6 +68,11 @@ export interface Observed {
    * (null: not paced).
    */
   pacing: { remaining: number; admitted: readonly string[]; reason: string } | null;
+  /**
+   * Gone hosts EC2 proved dead (stopped, terminated, status checks impaired: death-proof.ts), with the
+   * reason: no grace for them (and the pacing lists them as admitted). Absent: none.
+   */
+  provenDead?: ReadonlyMap<string, string>;
   /** EC2 facts for controller.autoRestore (snapshots, old holders, restored volumes); absent: none looked up. */
   autoRestore?: AutoRestoreFacts;
 }
@@ -86,6 +91,8 @@ export type Liveness = 'live' | 'gone' | 'grace';
 
 export function liveness(observed: Observed, instanceId: string): Liveness {
   if (observed.hosts.has(instanceId)) return 'live';
+  // The grace is for doubt (agents that may not have renewed yet); EC2's proof of death ends it.
+  if (observed.provenDead?.has(instanceId) === true) return 'gone';
   return observed.graceUntil !== null && observed.now < observed.graceUntil ? 'grace' : 'gone';
 }
 

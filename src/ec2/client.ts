@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../log/logger.js';
 import { Ec2Caller, type Ec2Send } from './call.js';
 import { InvalidInputError } from './errors.js';
 import { GatedHttpHandler, type GateHooks } from './gate.js';
-import { describeInstances, findInstances, stopInstance } from './instances.js';
+import { describeInstanceStatus, describeInstances, findInstances, stopInstance } from './instances.js';
 import { VolumePoller } from './poller.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, tagResources, untagResources } from './snapshots.js';
 import { EC2_TIMING, type Ec2Timing } from './timing.js';
@@ -93,6 +93,7 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
   return {
     describeVolumes: async (volumeIds, o) => describeVolumes(caller, checkList(volumeIds, 'volumeIds', checkVolumeId), o?.signal),
     describeInstances: async (instanceIds, o) => describeInstances(caller, checkList(instanceIds, 'instanceIds', checkInstanceId), o?.signal),
+    describeInstanceStatus: async (instanceIds, o) => describeInstanceStatus(caller, checkList(instanceIds, 'instanceIds', checkInstanceId), o?.signal),
     findInstances: async (filter, o) =>
       findInstances(caller, { az: filter.az === undefined ? undefined : checkAz(filter.az), tags: filter.tags === undefined ? undefined : checkTags(filter.tags) }, o?.signal),
     attachVolume: async (volumeId, instanceId, device, o) => attachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), checkDevice(device), o?.signal, azOf, o?.guard),

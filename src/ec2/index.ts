@@ -30,6 +30,8 @@ export type {
   MutationGuard,
   InstanceInfo,
   InstanceState,
+  InstanceStatusInfo,
+  StatusCheck,
   SnapshotInfo,
   SnapshotState,
   VolumeAttachment,

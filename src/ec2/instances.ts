@@ -1,8 +1,8 @@
-import { DescribeInstancesCommand, StopInstancesCommand, type Filter } from '@aws-sdk/client-ec2';
+import { DescribeInstanceStatusCommand, DescribeInstancesCommand, StopInstancesCommand, type Filter } from '@aws-sdk/client-ec2';
 import type { Ec2Caller } from './call.js';
 import { InstanceNotFoundError } from './errors.js';
-import { chunks, tagFilters, toInstanceInfo } from './map.js';
-import type { InstanceInfo, MutationGuard } from './types.js';
+import { chunks, tagFilters, toInstanceInfo, toInstanceStatusInfo } from './map.js';
+import type { InstanceInfo, InstanceStatusInfo, MutationGuard } from './types.js';
 
 /** EC2 takes at most 200 values per filter. */
 const ID_CHUNK = 200;
@@ -55,4 +55,30 @@ export function findInstances(caller: Ec2Caller, filter: { az?: string; tags?: R
 export async function stopInstance(caller: Ec2Caller, instanceId: string, force: boolean, signal?: AbortSignal, guard?: MutationGuard): Promise<void> {
   await caller.run('StopInstances', 'mutating', { instanceId }, (abortSignal) =>
     caller.client.send(new StopInstancesCommand({ InstanceIds: [instanceId], Force: force }), { abortSignal }), signal, guard);
+}
+
+/** DescribeInstanceStatus takes at most 100 explicit instance ids per call. */
+const STATUS_ID_CHUNK = 100;
+
+/**
+ * Status checks of the given instances, any state (IncludeAllInstances), 100 ids per call. An id EC2
+ * does not know fails the call (InvalidInstanceID.NotFound → InstanceNotFoundError), as DescribeInstances.
+ */
+export async function describeInstanceStatus(caller: Ec2Caller, instanceIds: readonly string[], signal?: AbortSignal): Promise<InstanceStatusInfo[]> {
+  const out: InstanceStatusInfo[] = [];
+  for (const chunk of chunks([...new Set(instanceIds)], STATUS_ID_CHUNK)) {
+    const ids = chunk.length === 1 ? { instanceId: chunk[0] } : {};
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page = await caller.run('DescribeInstanceStatus', 'describe', ids, (abortSignal) =>
+        caller.client.send(new DescribeInstanceStatusCommand({ InstanceIds: chunk, IncludeAllInstances: true, NextToken: token }), { abortSignal }), signal);
+      for (const s of page.InstanceStatuses ?? []) {
+        const info = toInstanceStatusInfo(s);
+        if (info !== undefined) out.push(info);
+      }
+      nextToken = page.NextToken === '' ? undefined : page.NextToken;
+    } while (nextToken !== undefined);
+  }
+  return out;
 }

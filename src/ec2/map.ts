@@ -1,5 +1,5 @@
-import type { Instance, Snapshot, Tag, Volume, VolumeAttachment as SdkAttachment, Filter } from '@aws-sdk/client-ec2';
-import type { AttachmentState, InstanceInfo, InstanceState, SnapshotInfo, SnapshotState, VolumeAttachment, VolumeInfo, VolumeState } from './types.js';
+import type { Instance, InstanceStatus, Snapshot, Tag, Volume, VolumeAttachment as SdkAttachment, Filter } from '@aws-sdk/client-ec2';
+import type { AttachmentState, InstanceInfo, InstanceState, InstanceStatusInfo, StatusCheck, SnapshotInfo, SnapshotState, VolumeAttachment, VolumeInfo, VolumeState } from './types.js';
 
 /** SDK shapes → the plain types of types.ts. Unknown enum values are kept out of the core's unions. */
 
@@ -63,6 +63,19 @@ export function toInstanceInfo(i: Instance): InstanceInfo | undefined {
     privateIp: i.PrivateIpAddress ?? null,
     devices: [...devices],
     tags: tagsOf(i.Tags),
+  };
+}
+
+const STATUS_CHECKS: readonly StatusCheck[] = ['ok', 'impaired', 'insufficient-data', 'not-applicable', 'initializing'];
+
+export function toInstanceStatusInfo(s: InstanceStatus): InstanceStatusInfo | undefined {
+  if (s.InstanceId === undefined) return undefined;
+  return {
+    instanceId: s.InstanceId,
+    // Unknown → `pending` / `insufficient-data`: neither is ever taken as proof of anything.
+    state: oneOf(INSTANCE_STATES, s.InstanceState?.Name, 'pending'),
+    systemStatus: oneOf(STATUS_CHECKS, s.SystemStatus?.Status, 'insufficient-data'),
+    instanceStatus: oneOf(STATUS_CHECKS, s.InstanceStatus?.Status, 'insufficient-data'),
   };
 }
 

@@ -41,6 +41,17 @@ export interface InstanceInfo {
   tags: Record<string, string>;
 }
 
+/** A status check's summary as DescribeInstanceStatus gives it (system: AWS's hardware and network; instance: the OS). */
+export type StatusCheck = 'ok' | 'impaired' | 'insufficient-data' | 'not-applicable' | 'initializing';
+
+/** One instance's DescribeInstanceStatus entry. */
+export interface InstanceStatusInfo {
+  instanceId: string;
+  state: InstanceState;
+  systemStatus: StatusCheck;
+  instanceStatus: StatusCheck;
+}
+
 export type SnapshotState = 'pending' | 'completed' | 'error' | 'recoverable' | 'recovering';
 
 export interface SnapshotInfo {
@@ -101,6 +112,11 @@ export interface Ec2Port {
   readonly guard?: MutationGuard;
   describeVolumes(volumeIds: string[], opts?: { signal?: AbortSignal }): Promise<VolumeInfo[]>;
   describeInstances(instanceIds: string[], opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
+  /**
+   * DescribeInstanceStatus (IncludeAllInstances) for the given instances, 100 ids per call; an instance
+   * EC2 does not report is absent. Optional: ports that never ask (fakes, the CLI) omit it.
+   */
+  describeInstanceStatus?(instanceIds: string[], opts?: { signal?: AbortSignal }): Promise<InstanceStatusInfo[]>;
   /** Instances in one AZ (optionally with tags), running or not. */
   findInstances(filter: { az?: string; tags?: Record<string, string> }, opts?: { signal?: AbortSignal }): Promise<InstanceInfo[]>;
   attachVolume(volumeId: string, instanceId: string, device: string, opts?: MutatingOpts): Promise<void>;

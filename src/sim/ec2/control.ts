@@ -17,6 +17,8 @@ const InUseInput = z.object({ volumeId: z.string(), inUse: z.boolean() }).strict
 const InstanceRef = z.object({ instanceId: z.string() }).strict();
 const DeviceDirInput = z.object({ instanceId: z.string(), dir: z.string().min(1) }).strict();
 const TimeScaleInput = z.object({ timeScale: z.number().positive() }).strict();
+const Check = z.enum(['ok', 'impaired']);
+const StatusChecksInput = z.object({ instanceId: z.string(), system: Check, instance: Check }).strict();
 const SnapshotStartInput = z.object({ snapshotId: z.string(), startTime: z.number().int() }).strict();
 
 type Route = (sim: Ec2Sim, body: unknown) => unknown;
@@ -57,6 +59,11 @@ const ROUTES: Record<string, Route> = {
   },
   'POST /_sim/terminate': (sim, body) => sim.terminateInstance(InstanceRef.parse(body).instanceId),
   'POST /_sim/start': (sim, body) => sim.startInstance(InstanceRef.parse(body).instanceId),
+  'POST /_sim/status-checks': (sim, body) => {
+    const { instanceId, ...checks } = StatusChecksInput.parse(body);
+    sim.setStatusChecks(instanceId, checks);
+    return { ok: true };
+  },
   'POST /_sim/snapshot-start-time': (sim, body) => {
     const input = SnapshotStartInput.parse(body);
     return sim.setSnapshotStartTime(input.snapshotId, input.startTime);

@@ -99,6 +99,11 @@ export interface SimInstance {
   eniCount: number;
   launchTime: number;
   rootDevice: string;
+  /**
+   * Status checks DescribeInstanceStatus reports while the instance runs (absent: both `ok`): a test
+   * or bench marks an instance `impaired`, as EC2 does for a host lost to a hardware or AZ failure.
+   */
+  statusChecks?: { system: 'ok' | 'impaired'; instance: 'ok' | 'impaired' };
   cancel?: () => void;
 }
 

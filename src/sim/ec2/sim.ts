@@ -1,4 +1,4 @@
-import { attachVolume, detachVolume, releaseBusy, type DetachRequest } from './attachments.js';
+import { attachVolume, detachVolume, getInstance, releaseBusy, type DetachRequest } from './attachments.js';
 import { realClock, type SimClock } from './clock.js';
 import { DeviceFiles } from './devices.js';
 import { instanceNotFound, invalidParameter, snapshotNotFound, volumeNotFound } from './errors.js';
@@ -177,6 +177,11 @@ export class Ec2Sim {
 
   startInstance(instanceId: string): StateChange {
     return startInstance(this.world, instanceId);
+  }
+
+  /** What DescribeInstanceStatus reports for a running instance's system and instance checks (test hook). */
+  setStatusChecks(instanceId: string, checks: { system: 'ok' | 'impaired'; instance: 'ok' | 'impaired' }): void {
+    getInstance(this.world, instanceId).statusChecks = { ...checks };
   }
 
   // EC2 operations (also reachable over the Query protocol).

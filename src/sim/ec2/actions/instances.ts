@@ -99,17 +99,19 @@ export const describeInstanceStatus: ActionHandler = (sim, params) => {
   const all = boolParam(params, 'IncludeAllInstances');
   const selected = selectInstances(world, params).filter((instance) => all || instance.state === 'running');
   const { page, nextToken } = paginate(selected, (i) => i.instanceId, params, { min: 5, max: 1000, idsParam: 'InstanceId' });
-  const summary = (instance: SimInstance, check: string): XmlNode[] =>
-    instance.state === 'running'
-      ? [el('status', 'ok'), list('details', [check], (name) => [el('name', name), el('status', 'passed')])]
-      : [el('status', 'not-applicable')];
+  // A running instance's checks: `ok`/passed unless a test marked them impaired/failed (setStatusChecks).
+  const summary = (instance: SimInstance, kind: 'system' | 'instance'): XmlNode[] => {
+    if (instance.state !== 'running') return [el('status', 'not-applicable')];
+    const impaired = instance.statusChecks?.[kind] === 'impaired';
+    return [el('status', impaired ? 'impaired' : 'ok'), list('details', ['reachability'], (name) => [el('name', name), el('status', impaired ? 'failed' : 'passed')])];
+  };
   return [
     list('instanceStatusSet', page, (instance) => [
       el('instanceId', instance.instanceId),
       el('availabilityZone', instance.az),
       stateXml('instanceState', instance.state),
-      el('systemStatus', summary(instance, 'reachability')),
-      el('instanceStatus', summary(instance, 'reachability')),
+      el('systemStatus', summary(instance, 'system')),
+      el('instanceStatus', summary(instance, 'instance')),
     ]),
     el('nextToken', nextToken),
   ];
