@@ -102,6 +102,12 @@ describe.skipIf(why !== undefined)('shipped units start under a real systemd', (
       return lines.some((l) => l.includes('EACCES')) ? lines.join('\n') : undefined;
     }, 'instance 9 to fail on the config file', 60_000);
     expect(log).toMatch(/cannot read \/etc\/ebs-failover\/config\.json: EACCES/);
-    expect((await host.systemctl('is-active', 'failover-controller@9.service').catch((e: Error) => e.message)).trim()).not.toBe('active');
+    // The error line is written before the process exits (instance 9 has Restart=no): wait for
+    // systemd to see the exit rather than reading is-active at once.
+    const shown = await eventually(async () => {
+      const out = (await host?.systemctl('show', '-p', 'ActiveState', '-p', 'Result', 'failover-controller@9.service')) ?? '';
+      return /ActiveState=(failed|inactive)/.test(out) ? out : undefined;
+    }, 'instance 9 to exit', 60_000);
+    expect(shown).toMatch(/Result=exit-code/);
   }, 300_000);
 });
