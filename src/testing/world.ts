@@ -11,6 +11,7 @@
  *
  * The world only builds and steers; it decides nothing. The chaos runner draws what to do.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,7 @@ import { connectEtcd } from '../locks/index.js';
 import { startEc2Endpoint, type Ec2Endpoint, type Latencies } from '../sim/ec2/index.js';
 import { startFleetServer, type FleetServer } from '../sim/fleet/index.js';
 import { FaultProxy, type HttpRequestSeen, type ProxyMode } from './fault-proxy.js';
-import { CLI_SCRIPT, FixtureProc, READY_TIMEOUT_MS, runCli, type CliResult, type DaemonExitedError, type FixtureProcOptions } from './proc.js';
+import { CLI_SCRIPT, FixtureProc, READY_TIMEOUT_MS, runCli, type CliResult, type DaemonExitedError, type FixtureProcOptions, type TsxLaunch } from './proc.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const AGENT_SCRIPT = 'test/fixtures/controller-agent.ts';
@@ -89,6 +90,12 @@ export interface WorldOptions {
    * once the agent wrote its host record, or the controller its election candidacy.
    */
   daemons?: 'fixtures' | 'cli';
+  /**
+   * How cli daemons run: 'tsx' (default; `node --import tsx src/cli/main.ts`, compiled in the process) or
+   * 'dist': `node dist/cli/main.js`, the built CLI as production runs it (`npm run build` first), so a
+   * bench measures the daemon's own memory, not the TypeScript compiler's.
+   */
+  cliRuntime?: 'tsx' | 'dist';
   /** etcd members (default 3). */
   etcdMembers?: number;
   /** The etcd key prefix (default `/chaos-<name>/`). */
@@ -266,6 +273,9 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     ...(fleet ? { EBS_FAILOVER_FLEET_SOCKET: join(dir, 'fleet.sock') } : {}),
   };
   const bootRevision = cli ? await revisionNow(client, ks) : 0n;
+  /** A cli daemon's launch, or with cliRuntime 'dist' the built CLI spawned with the same arguments and environment. */
+  const cliLaunch = (l: TsxLaunch): TsxLaunch | ChildProcess =>
+    opts.cliRuntime === 'dist' ? spawn(process.execPath, [join(repo, 'dist/cli/main.js'), ...(l.args ?? [])], { cwd: l.cwd, env: l.env, stdio: ['ignore', 'pipe', 'pipe'] }) : l;
 
   const services: WorldService[] = opts.services.map((s, index) => {
     const volumeId = `vol-${hex(17)}`;
@@ -319,7 +329,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       const env = { ...daemonEnv, EBS_FAILOVER_ETCD_ENDPOINTS: etcdProxies.map((p) => p.url).join(','), EBS_FAILOVER_SYSTEMD_BUS: 'memory', EBS_FAILOVER_MACHINE_ID: String(machineId) };
       // A restart keeps the lease-state file (a quick restart resumes the lease), as on a real host.
       const launch = { cwd: repo, script: CLI_SCRIPT, env, args, inheritEnv: false };
-      const spawnCliAgent = (): FixtureProc => new FixtureProc(name, launch, procOpts(() => member, { logFile: join(dir, instanceId, 'agent.log') }));
+      const spawnCliAgent = (): FixtureProc => new FixtureProc(name, cliLaunch(launch), procOpts(() => member, { logFile: join(dir, instanceId, 'agent.log') }));
       const registered = (proc: FixtureProc, since: bigint): Promise<void> => writtenSince(client, proc, ks.host(instanceId), since, () => true);
       const member: Member = {
         kind: 'agent', index, id: instanceId, az: h.az, name, machineId, deviceDir, proc: spawnCliAgent(), etcdProxies, ec2Proxy: null,
@@ -390,7 +400,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       };
       const args = ['controller', '--candidate-id', candidateId];
       const launch = { cwd: repo, script: CLI_SCRIPT, env, args, inheritEnv: false };
-      spawnController = () => new FixtureProc(candidateId, launch, procOpts(() => member, { logFile: join(dir, `${candidateId}.log`) }));
+      spawnController = () => new FixtureProc(candidateId, cliLaunch(launch), procOpts(() => member, { logFile: join(dir, `${candidateId}.log`) }));
       ready = (proc, since) => writtenSince(client, proc, `${ks.electionPrefix()}/`, since, (value) => value === candidateId);
     } else {
       const config = {
