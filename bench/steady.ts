@@ -8,13 +8,18 @@
  * in this process (one etcd lease each, TTL 10 s, kept alive by the etcd3 client as an agent's is),
  * holding the same records an agent writes (hosts/<id>, status/<id>/<volume>, under the lease); the
  * volumes are attached to them in the EC2 endpoint and placed in etcd before the controller starts.
- * The controller is the real process with the configuration's defaults (unscaled: TTLs, resync, AWS's
- * own client-side and endpoint buckets).
+ * The controller is the real `failover controller` daemon as production runs it: the built CLI
+ * (`node dist/cli/main.js`, world.ts `cliRuntime: 'dist'`; this bench runs `npm run build` first)
+ * configured through EBS_FAILOVER_* with the configuration's defaults (unscaled: TTLs, resync, AWS's
+ * own client-side and endpoint buckets). BENCH_RUNTIME=tsx runs the same daemon through tsx, and
+ * BENCH_RUNTIME=fixture the test fixture (test/fixtures/controller-proc.ts, tsx), for comparison.
  *
  *   npm run bench:steady                                  # 10,000 services, 500 hosts, 60 s window
  *   BENCH_SERVICES=2000 BENCH_HOSTS=100 BENCH_WINDOW_S=30 npm run bench:steady
+ *   BENCH_HEAP_SNAPSHOT=1 npm run bench:steady            # also writes a V8 heap snapshot of the controller
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { Etcd3, Lease } from 'etcd3';
 import { buildObserved, volumesNeedingWork } from '../src/controller/observe.js';
 import { decide } from '../src/controller/decide.js';
@@ -34,6 +39,8 @@ const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? '60');
 const TTL_MS = 10_000;
 const GOALS = { rssMb: 200, etcdWritesPerS: 0, describePer200PerResync: 1 };
 const RESYNC_MS = 30_000;
+const RUNTIME = (process.env.BENCH_RUNTIME ?? 'dist') as 'dist' | 'tsx' | 'fixture';
+if (!['dist', 'tsx', 'fixture'].includes(RUNTIME)) throw new RangeError(`BENCH_RUNTIME ${RUNTIME}: dist, tsx or fixture`);
 /** The names the placement schema accepts (/dev/xvd[f-p], /dev/sd[f-p]): 22, enough for 20 volumes per host. */
 const DEVICES = ['xvd', 'sd'].flatMap((p) => 'fghijklmnop'.split('').map((c) => `/dev/${p}${c}`));
 
@@ -160,20 +167,32 @@ let seeded: Seeded | null = null;
 /** Each EC2 request the controller sent (through its proxy): when, and which action. */
 const ec2Log: { at: number; action: string }[] = [];
 
-/** Bursts of DescribeVolumes (a resync asks for every volume in one go), split at gaps over 5 s. */
-function resyncBursts(from: number): { start: number; calls: number; ms: number }[] {
+/**
+ * Bursts of DescribeVolumes (a resync asks for every volume in one go), split at gaps over 5 s; only
+ * whole ones: begun within [from, to) and over 5 s before `to` (a resync cut by the window is not one).
+ */
+function resyncBursts(from: number, to: number): { start: number; calls: number; ms: number }[] {
   const out: { start: number; calls: number; last: number }[] = [];
   for (const r of ec2Log) {
-    if (r.at < from || r.action !== 'DescribeVolumes') continue;
+    if (r.action !== 'DescribeVolumes') continue;
     const cur = out.at(-1);
     if (cur !== undefined && r.at - cur.last <= 5_000) {
       cur.calls += 1;
       cur.last = r.at;
     } else out.push({ start: r.at, calls: 1, last: r.at });
   }
-  return out.map((b) => ({ start: b.start, calls: b.calls, ms: b.last - b.start }));
+  return out.filter((b) => b.start >= from && b.last < to - 5_000).map((b) => ({ start: b.start, calls: b.calls, ms: b.last - b.start }));
 }
+if (RUNTIME === 'dist') {
+  console.log('building dist/ (npm run build) …');
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+}
+const HEAP_SNAPSHOT = process.env.BENCH_HEAP_SNAPSHOT === '1';
+// The daemons inherit this environment (world.ts keeps all but EBS_FAILOVER_*): SIGUSR2 makes the controller write a snapshot.
+if (HEAP_SNAPSHOT) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim();
 const world = await buildWorld({
+  daemons: RUNTIME === 'fixture' ? 'fixtures' : 'cli',
+  cliRuntime: RUNTIME === 'dist' ? 'dist' : 'tsx',
   name: 'steady',
   hosts: [],
   controllers: 1,
@@ -246,12 +265,12 @@ try {
   const writesPerS = perS(e0.rev, e1.rev);
   const perMin = (n: number): number => (n / elapsedS) * 60;
   const describeVolumes = stats.byAction.DescribeVolumes ?? 0;
-  const bursts = resyncBursts(t0);
+  const bursts = resyncBursts(t0, t0 + elapsedS * 1000);
   const whole = bursts.filter((b) => b.calls >= 2);
   // Per resync as measured (bursts of DescribeVolumes); if none was seen whole, as the configured period implies.
   const perResync = whole.length > 0 ? whole.reduce((a, b) => a + b.calls, 0) / whole.length : describeVolumes / ((elapsedS * 1000) / RESYNC_MS);
   const describePer200 = perResync / (SERVICES / 200);
-  console.log(`\n## steady state: ${SERVICES} services on ${HOSTS} hosts, ${elapsedS.toFixed(0)} s window, nothing failing`);
+  console.log(`\n## steady state: ${SERVICES} services on ${HOSTS} hosts, ${elapsedS.toFixed(0)} s window, nothing failing; controller: ${RUNTIME === 'dist' ? 'failover controller (node dist/cli/main.js, built)' : RUNTIME === 'tsx' ? 'failover controller through tsx' : 'test fixture controller-proc.ts through tsx'}`);
   console.log(`   controller RSS ${p1.rssMb.toFixed(0)} MB (max ${rssMax.toFixed(0)} MB; ${startupRss.toFixed(0)} MB after settling); CPU ${cpuPct.toFixed(1)} % of one core`);
   console.log(`   etcd (3 members, all clients: the controller and ${HOSTS} lease-holders): ${perS(e0.unary, e1.unary).toFixed(1)} unary requests/s, ${perS(e0.streamMsgs, e1.streamMsgs).toFixed(1)} stream messages/s (LeaseKeepAlive ${perS(e0.keepAlives, e1.keepAlives).toFixed(1)}/s ≈ ${HOSTS} / (TTL/3) on the leader)`);
   console.log(`   etcd writes (revision) ${writesPerS.toFixed(2)}/s, puts ${perS(e0.puts, e1.puts).toFixed(2)}/s, WAL bytes written ${perS(e0.walBytes, e1.walBytes).toFixed(0)} B/s (all members)`);
@@ -259,7 +278,7 @@ try {
   for (const x of samples) console.log(`     e.g. ${x}`);
   if (placementKeys.size > 0) console.log(`   distinct placements rewritten: ${placementKeys.size}; controller log tail: ${ctl.proc.stderr.slice(-1_500)}`);
   console.log(`   EC2 ${perMin(stats.total).toFixed(1)} requests/min: ${Object.entries(stats.byAction).map(([a, c]) => `${a} ${perMin(c).toFixed(1)}/min`).join(', ')}; errors ${JSON.stringify(stats.errorsByCode)}`);
-  console.log(`   DescribeVolumes bursts (resyncs, configured every ${RESYNC_MS / 1000} s) in the window: ${bursts.map((b) => `+${((b.start - t0) / 1000).toFixed(0)} s: ${b.calls} calls over ${b.ms} ms`).join('; ') || 'none'}`);
+  console.log(`   whole DescribeVolumes bursts (resyncs, configured every ${RESYNC_MS / 1000} s) in the window: ${bursts.map((b) => `+${((b.start - t0) / 1000).toFixed(0)} s: ${b.calls} calls over ${b.ms} ms`).join('; ') || 'none'}`);
   console.log(`   DescribeVolumes per resync ${perResync.toFixed(1)} for ${SERVICES} services = ${describePer200.toFixed(2)} per 200 services`);
   console.log(`   one decide pass over everything (volumesNeedingWork + buildObserved/decide per volume, in-process, no I/O): ${pass.ms.toFixed(0)} ms for ${pass.volumes} volumes (${pass.mutations} would act)`);
   console.log(`   journals written: ${journals.length} (nothing failed: expected 0)`);
@@ -273,6 +292,26 @@ try {
   console.log(`goal rss (≤ ${GOALS.rssMb} MB): ${rssMax <= GOALS.rssMb ? 'met' : 'missed'}`);
   console.log(`goal etcd writes (none beyond keep-alives): ${writesPerS <= GOALS.etcdWritesPerS ? 'met' : 'missed'}`);
   console.log(`goal EC2 (≤ 1 describe per 200 services per resync): ${describePer200 <= GOALS.describePer200PerResync ? 'met' : 'missed'}`);
+  if (HEAP_SNAPSHOT) {
+    // After the figures: writing a snapshot takes about the heap's size again. Written in the daemon's cwd (the repo).
+    const before = new Set(readdirSync(world.repo).filter((f) => f.endsWith('.heapsnapshot')));
+    process.kill(pid, 'SIGUSR2');
+    const deadline = Date.now() + 180_000;
+    let file: string | undefined;
+    while (Date.now() < deadline && file === undefined) {
+      await sleep(2_000);
+      file = readdirSync(world.repo).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    }
+    // Complete once its size stops growing.
+    let size = -1;
+    while (file !== undefined && Date.now() < deadline) {
+      const now = Number(execFileSync('stat', ['-c', '%s', `${world.repo}/${file}`]).toString().trim());
+      if (now === size) break;
+      size = now;
+      await sleep(2_000);
+    }
+    console.log(`heap snapshot of the controller: ${file === undefined ? 'not written' : `${world.repo}${file} (${(size / 1e6).toFixed(0)} MB)`}`);
+  }
   for (const l of s.leases) await l.revoke().catch(() => undefined);
 } finally {
   await world.stop();

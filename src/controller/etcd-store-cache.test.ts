@@ -49,6 +49,24 @@ describe('EtcdStore: a record is decoded once per raw value, not once per tick',
     expect(s.snapshot().services.get(svc(2).unit)).toEqual(svc(2));
   });
 
+  it('nothing changed: the very same map again; any change (value, new key, deleted key) a new one', () => {
+    const { s, services } = store();
+    for (const n of [1, 2]) services.map.set(ks.service(svc(n).unit), encodeRecord(svc(n)));
+    const a = s.snapshot().services;
+    expect(s.snapshot().services).toBe(a);
+    services.map.set(ks.service(svc(3).unit), encodeRecord(svc(3)));
+    const b = s.snapshot().services;
+    expect(b).not.toBe(a);
+    expect([...b.keys()]).toEqual([1, 2, 3].map((n) => svc(n).unit));
+    services.map.set(ks.service(svc(3).unit), encodeRecord(svc(3, '/data/elsewhere')));
+    const c = s.snapshot().services;
+    expect(c).not.toBe(b);
+    expect(c.get(svc(3).unit)?.mountPoint).toBe('/data/elsewhere');
+    services.map.delete(ks.service(svc(1).unit));
+    services.map.set(ks.service(svc(4).unit), encodeRecord(svc(4)));
+    expect([...s.snapshot().services.keys()]).toEqual([2, 3, 4].map((n) => svc(n).unit));
+  });
+
   it('a malformed value is left out every tick (and decoded again only once it changes)', () => {
     const { s, services } = store();
     services.map.set(ks.service('bad'), '{not json');
