@@ -6,7 +6,16 @@
  * election TTL, fence margin scaled by SCALE; parallelism 4, the default, no tuning flags).
  *
  *   npm run bench:failover                      # one, 10, 100 simultaneous, leader killed, etcd leader change
- *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, n100-third, leader-killed, etcd-leader, az1000)
+ *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, n100-stopped, n100-running, n100-third,
+ *                                               # leader-killed, leader-killed-running, etcd-leader, az1000)
+ *
+ * What EC2 shows of the dead hosts (each run says, and prints it): `impaired` (an AZ or hardware outage:
+ * the instances stay `running`, and their status checks fail at the next check, which EC2 runs every
+ * minute: each dead instance turns impaired at a uniformly random moment within one check interval,
+ * 60 s AWS-like, scaled), `stopped` (instances stopped or terminated: the hosts were shut down, a spot
+ * interruption, an instance retirement; EC2 shows `stopping` at once), or `running` (agents dead, EC2 sees
+ * nothing wrong: what an etcd or network artifact looks like). The controller takes impaired or
+ * stopped as proof of death (src/controller/death-proof.ts) and skips the suspect grace and pacing.
  *   npx tsx bench/failover-inprocess.ts         # the older in-process bench (in-memory store, pretend agents)
  *
  * Prints a table per run and, last, one `key: value` line per goal.
@@ -25,6 +34,10 @@ const ELECTION_TTL_MS = scaled(AWS_LIKE.electionTtlMs);
 const FLOOR_ONE = TTL_MS + DETACH_MS + ATTACH_MS;
 
 type Event = 'none' | 'leader-killed' | 'etcd-leader';
+/** What EC2 shows of the dead hosts' instances (see the header). */
+type Ec2Shows = 'impaired' | 'stopped' | 'running';
+/** EC2 runs status checks every minute (AWS-like), scaled: a dead instance turns impaired within one interval. */
+const STATUS_CHECK_INTERVAL_MS = scaled(60_000);
 interface Run {
   name: string;
   deadHosts: number;
@@ -34,6 +47,7 @@ interface Run {
   controllers: number;
   /** Hosts per agent process (world.ts `hostsPerProcess`); must divide deadHosts so no spare dies with them. */
   hostsPerProcess: number;
+  ec2Shows: Ec2Shows;
 }
 
 interface Outcome {
@@ -121,7 +135,14 @@ async function scenario(run: Run): Promise<Outcome> {
     const hostWatch = await world.client.watch().prefix(world.ks.hostsPrefix()).create();
     hostWatch.on('delete', (kv) => vanished.set(kv.key.toString().slice(world.ks.hostsPrefix().length), Date.now()));
     const killAt = Date.now();
+    // Shut down: EC2 shows the instances stopping as their processes die.
+    if (run.ec2Shows === 'stopped') world.ec2.sim.stopInstances([...deadIds], true);
     await Promise.all([...new Set(dead.map((d) => d.proc))].map((p) => p.kill()));
+    const impairedAt = new Map<string, number>();
+    const impairTimers = run.ec2Shows !== 'impaired' ? [] : dead.map((d) => setTimeout(() => {
+      world.ec2.sim.setStatusChecks(d.id, { system: 'impaired', instance: 'impaired' });
+      impairedAt.set(d.id, Date.now() - killAt);
+    }, Math.random() * STATUS_CHECK_INTERVAL_MS));
     const extra: Record<string, string> = {};
     let leaderKilledAt: number | null = null;
     let killedLeader = -1;
@@ -156,6 +177,7 @@ async function scenario(run: Run): Promise<Outcome> {
       return moved === victims.length;
     }, 100);
     await hostWatch.cancel();
+    for (const t of impairTimers) clearTimeout(t);
     const lines = readLedger(world);
     const js = await journals(world);
 
@@ -190,6 +212,10 @@ async function scenario(run: Run): Promise<Outcome> {
     const throttled = stats.errorsByCode.RequestLimitExceeded ?? 0;
     const floor = n === 1 ? FLOOR_ONE : apiFloor(n);
     console.log(`\n## ${run.name}: ${n} simultaneous failover(s): ${run.deadHosts} of ${hostsCount} hosts killed (SIGKILL), ${run.volumesPerHost} volume(s) each; ${run.controllers} controller(s)`);
+    const shown = [...impairedAt.values()].sort((a, b) => a - b);
+    console.log(`   EC2 shows the dead instances: ${run.ec2Shows === 'impaired' ? `running, status checks impaired (system and instance) at a random moment within one check interval (${STATUS_CHECK_INTERVAL_MS} ms scaled from 60 s): ${shown.length} impaired before the end, at ${pct(shown, 50)} ms (p50) / ${shown.at(-1) ?? NaN} ms (last) after the kill` : run.ec2Shows === 'stopped' ? 'stopping → stopped from the kill on (shut down, spot interruption, retirement)' : 'running, status checks ok (what an etcd or network artifact looks like)'}`);
+    const proofs = world.controllers.map((c) => (c.proc.stderr.match(/EC2 proves (\d+) lost host/g) ?? []).length).reduce((a, b) => a + b, 0);
+    if (proofs > 0) extra['EC2 proof'] = `the controller(s) logged ${proofs} proof(s) of death (those hosts skip the grace and pacing)`;
     console.log(`   floor ${Math.round(floor)} ms = ${n === 1 ? `TTL ${TTL_MS} + forced detach ${DETACH_MS} + attach ${ATTACH_MS} (+ mount, start: in-memory, ≈ 0)` : `(2·${n} − ${BUCKETS.mutating.burst}) / ${BUCKETS.mutating.perSecond}/s + one failover ${FLOOR_ONE}`}`);
     console.log('   step          p50 ms   p99 ms   max ms   (detect: kill → host record gone; admit: → journal opened, i.e. host grace and pacing)');
     for (const k of STEPS) {
@@ -221,15 +247,20 @@ async function scenario(run: Run): Promise<Outcome> {
 }
 
 const RUNS: Run[] = [
-  { name: 'one', deadHosts: 1, spareHosts: 1, volumesPerHost: 1, event: 'none', controllers: 1, hostsPerProcess: 1 },
-  { name: 'n10', deadHosts: 1, spareHosts: 1, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 1 },
-  { name: 'n100', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5 },
+  { name: 'one', deadHosts: 1, spareHosts: 1, volumesPerHost: 1, event: 'none', controllers: 1, hostsPerProcess: 1, ec2Shows: 'running' },
+  { name: 'n10', deadHosts: 1, spareHosts: 1, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 1, ec2Shows: 'running' },
+  // Half the hosts (an AZ's worth) die: EC2 shows them impaired within a check interval (a real AZ outage)…
+  { name: 'n100', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5, ec2Shows: 'impaired' },
+  // …stopped at once (hosts shut down), or running (the suspect case the pacing is for).
+  { name: 'n100-stopped', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5, ec2Shows: 'stopped' },
+  { name: 'n100-running', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5, ec2Shows: 'running' },
   // The same 100 volumes when a third of the hosts die (below the suspect threshold of half): no grace, no pacing.
-  { name: 'n100-third', deadHosts: 10, spareHosts: 20, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5 },
-  { name: 'leader-killed', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2, hostsPerProcess: 5 },
-  { name: 'etcd-leader', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'etcd-leader', controllers: 1, hostsPerProcess: 5 },
+  { name: 'n100-third', deadHosts: 10, spareHosts: 20, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5, ec2Shows: 'running' },
+  { name: 'leader-killed', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2, hostsPerProcess: 5, ec2Shows: 'impaired' },
+  { name: 'leader-killed-running', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2, hostsPerProcess: 5, ec2Shows: 'running' },
+  { name: 'etcd-leader', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'etcd-leader', controllers: 1, hostsPerProcess: 5, ec2Shows: 'running' },
   // AZ-sized: the issue's shape (half of 200 hosts die, 10 volumes each); only with BENCH_ONLY=az1000 (heavy).
-  { name: 'az1000', deadHosts: 100, spareHosts: 100, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 25 },
+  { name: 'az1000', deadHosts: 100, spareHosts: 100, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 25, ec2Shows: 'impaired' },
 ];
 
 const only = process.env.BENCH_ONLY?.split(',');
@@ -250,15 +281,20 @@ const one = results.get('one');
 if (one) console.log(`ratio one: ${ratio(one)}`);
 if (one) console.log(`goal one (≤ floor + 1 s): ${one.done === 1 && one.last <= one.floor + 1_000 ? 'met' : 'missed'} (${one.last} ms vs ${one.floor + 1_000} ms)`);
 const largest = results.get('az1000') ?? results.get('n100') ?? results.get('n10');
-if (largest) console.log(`ratio az${largest.n}: ${ratio(largest)}${largest.n === 1000 ? '' : '   (largest N run; az1000 only with BENCH_ONLY=az1000: see README)'}`);
+if (largest) console.log(`ratio az${largest.n}: ${ratio(largest)}   (EC2 shows the dead instances ${largest.run.ec2Shows})${largest.n === 1000 ? '' : '; largest N run; az1000 only with BENCH_ONLY=az1000: see README'}`);
 if (largest) console.log(`goal az${largest.n} (≤ 1.1 × API-rate floor): ${largest.done === largest.n && largest.last <= 1.1 * largest.floor ? 'met' : 'missed'}`);
+for (const [name, what] of [['n100-stopped', 'EC2 shows the dead instances stopped at once'], ['n100-running', 'EC2 shows them running, checks ok: the suspect grace and pacing apply']] as const) {
+  const o = results.get(name);
+  if (o) console.log(`ratio az100-${name.slice(5)}: ${ratio(o)}   (${what})`);
+}
 const third = results.get('n100-third');
 if (third) console.log(`ratio az100-third: ${ratio(third)}   (10 of 30 hosts: no suspect pacing)`);
-const lk = results.get('leader-killed');
-if (lk) {
+for (const name of ['leader-killed', 'leader-killed-running']) {
+  const lk = results.get(name);
+  if (!lk) continue;
   const r = lk.done === lk.n ? ((lk.last - ELECTION_TTL_MS) / lk.floor).toFixed(2) : 'n/a';
-  console.log(`ratio leader-killed: ${r}   ((last − election TTL) / floor)`);
-  console.log(`goal leader-killed (≤ 1.1 × floor + TTL): ${lk.done === lk.n && lk.last <= 1.1 * lk.floor + ELECTION_TTL_MS ? 'met' : 'missed'}`);
+  console.log(`ratio ${name}: ${r}   ((last − election TTL) / floor; EC2 shows the dead instances ${lk.run.ec2Shows})`);
+  console.log(`goal ${name} (≤ 1.1 × floor + TTL): ${lk.done === lk.n && lk.last <= 1.1 * lk.floor + ELECTION_TTL_MS ? 'met' : 'missed'}`);
 }
 const el = results.get('etcd-leader');
 if (el) console.log(`ratio etcd-leader: ${ratio(el)}`);

@@ -284,6 +284,7 @@ try {
   console.log(`   journals written: ${journals.length} (nothing failed: expected 0)`);
   console.log('');
   console.log(`rss_mb: ${p1.rssMb.toFixed(0)}`);
+  console.log(`rss_max_mb: ${rssMax.toFixed(0)}`);
   console.log(`cpu_pct: ${cpuPct.toFixed(1)}`);
   console.log(`etcd_writes_per_s: ${writesPerS.toFixed(1)}`);
   console.log(`ec2_calls_per_min: ${perMin(stats.total).toFixed(0)}`);
@@ -306,7 +307,7 @@ try {
     let size = -1;
     while (file !== undefined && Date.now() < deadline) {
       const now = Number(execFileSync('stat', ['-c', '%s', `${world.repo}/${file}`]).toString().trim());
-      if (now === size) break;
+      if (now > 0 && now === size) break;
       size = now;
       await sleep(2_000);
     }
