@@ -2,11 +2,11 @@
  * Issue 12: hosts EC2 proves dead skip the suspect grace and pacing; the rest stay paced. Real processes:
  * etcd, the EC2 endpoint over HTTP, 8 agent processes and one controller process (controller-harness).
  *
- * 5 of 8 hosts (≥ 50 % within one TTL: a suspect mass vanishing) hold 10 volumes and are SIGKILLed
+ * 7 of 10 hosts (≥ 50 % within one TTL: a suspect mass vanishing) hold 14 volumes and are SIGKILLed
  * together. The first few to vanish are plain deaths (fail over at once); the vanishing that crosses the
- * threshold makes the rest suspect: a grace (TTL + TTL/3), then 1 host (10 % of 8, at least 1) per TTL.
+ * threshold makes the rest suspect: a grace (TTL + TTL/3), then 1 host (10 % of 10) per TTL.
  *
- * (a) EC2 shows the 5 instances stopping (stopped before their agents die, as a shutdown does): the
+ * (a) EC2 shows the 7 instances stopping (stopped before their agents die, as a shutdown does): the
  *     controller logs the proof, and the suspect holders' failovers start in the tick that noticed them:
  *     no grace, all within one TTL of each other (impossible under the pacing).
  * (b) The same kill with EC2 showing them running, status checks ok (what an etcd artifact looks like):
@@ -18,10 +18,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostGraceMs } from '../../src/controller/hosts.js';
 import { AZ, LEASE_TTL_MS, Scenario, startWorld, until, type Host, type World } from '../fixtures/controller-harness.js';
 
-const HOSTS = 8;
-const DEAD = 5;
+/**
+ * 7 of 10 die: the vanishing turns suspect at the 5th (half of 10), so at least the last 3 to vanish are
+ * suspect whatever order their leases expire in (the first 4 are plain deaths and fail over at once).
+ */
+const HOSTS = 10;
+const DEAD = 7;
 /** Two per dying host on average (placement balances by load); each holder's failover start is its first volume's. */
-const VOLUMES = 10;
+const VOLUMES = 14;
 /** Generous: a shared 2-core machine. */
 const WAIT_MS = 120_000;
 const GRACE_MS = hostGraceMs(LEASE_TTL_MS);
@@ -52,10 +56,12 @@ interface Outcome {
   /** When each dead holder's failover started (its journal's startedAt), by instance id. */
   started: Map<string, number>;
   suspectAt: number;
+  /** The suspect log line (vanished, known, instance ids), for failure messages. */
+  suspectLine: string;
   stderr: string;
 }
 
-async function killFive(name: string, ec2Shows: 'stopped' | 'running'): Promise<Outcome> {
+async function killMost(name: string, ec2Shows: 'stopped' | 'running'): Promise<Outcome> {
   const s = new Scenario(world, name);
   try {
     await s.addServices(VOLUMES);
@@ -90,21 +96,26 @@ async function killFive(name: string, ec2Shows: 'stopped' | 'running'): Promise<
     }
     const suspectAt = logTime(ctl.stderr, 'many hosts vanished at once');
     expect(suspectAt, `the controller logged the suspect vanishing:\n${s.dump()}`).not.toBeNull();
-    return { s, started, suspectAt: suspectAt as number, stderr: ctl.stderr };
+    const suspectLine = ctl.stderr.split('\n').find((l) => l.includes('many hosts vanished at once')) ?? '';
+    // One term throughout: a successor never saw the dead hosts alive, so it grants them its election
+    // grace instead of treating their vanishing as suspect (bench/failover's leader-killed run); on a
+    // machine so loaded that the election lease (2 s) lapses, this test's premise does not hold.
+    expect(ctl.stderr, 'the controller kept its leadership through the event').not.toContain('leadership lost');
+    return { s, started, suspectAt: suspectAt as number, suspectLine, stderr: ctl.stderr };
   } finally {
     await s.stop();
   }
 }
 
 describe('EC2 proof of death vs the suspect pacing (real processes)', () => {
-  it('5 of 8 hosts killed, EC2 shows them stopped: proven, their failovers start at once (no grace, no pacing)', async () => {
-    const o = await killFive('proof-stopped', 'stopped');
+  it('7 of 10 hosts killed, EC2 shows them stopped: proven, their failovers start at once (no grace, no pacing)', async () => {
+    const o = await killMost('proof-stopped', 'stopped');
     expect(o.stderr).toMatch(/EC2 proves \d+ lost host\(s\) dead/);
     expect(o.stderr).toContain('EC2 reports the instance stop');
     // Holders whose failover started in or after the tick that noticed the suspect vanishing (that
     // tick read its clock just before the log line); the first few to vanish were plain deaths.
     const late = [...o.started.values()].filter((t) => t >= o.suspectAt - 200).sort((a, b) => a - b);
-    expect(late.length, `suspect holders (started ${JSON.stringify([...o.started.values()].map((t) => t - o.suspectAt))} ms from the suspect log)`).toBeGreaterThanOrEqual(2);
+    expect(late.length, `suspect holders (started ${JSON.stringify([...o.started.values()].map((t) => t - o.suspectAt))} ms from the suspect log: ${o.suspectLine})`).toBeGreaterThanOrEqual(2);
     // No grace: the first started before the suspect grace could have ended…
     expect((late[0] as number) - o.suspectAt).toBeLessThan(GRACE_MS);
     // …and no pacing: faster than 1 host per TTL (the pacing's budget here) could have admitted them.
@@ -112,10 +123,10 @@ describe('EC2 proof of death vs the suspect pacing (real processes)', () => {
   }, 300_000);
 
   it('the same kill with EC2 showing them running (checks ok): no proof, the grace and the pacing hold', async () => {
-    const o = await killFive('proof-running', 'running');
+    const o = await killMost('proof-running', 'running');
     expect(o.stderr).not.toContain('EC2 proves');
     const late = [...o.started.values()].filter((t) => t >= o.suspectAt).sort((a, b) => a - b);
-    expect(late.length, `suspect holders (started ${JSON.stringify([...o.started.values()].map((t) => t - o.suspectAt))} ms from the suspect log)`).toBeGreaterThanOrEqual(2);
+    expect(late.length, `suspect holders (started ${JSON.stringify([...o.started.values()].map((t) => t - o.suspectAt))} ms from the suspect log: ${o.suspectLine})`).toBeGreaterThanOrEqual(2);
     // The grace first (the log line is written just after the tick's clock read: a few ms of slack)…
     expect((late[0] as number) - o.suspectAt).toBeGreaterThanOrEqual(GRACE_MS - 50);
     // …then 1 host per TTL: consecutive admissions at least one TTL apart.
