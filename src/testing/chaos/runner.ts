@@ -34,6 +34,12 @@ export interface ChaosConfig {
   log?: (line: string) => void;
 }
 
+/**
+ * How much of each process's stderr a seed keeps. 8,000 characters lost the agents' fence decisions
+ * (with their reasons and peer evidence) behind later retries, which is what a failed invariant 7 needs.
+ */
+const LOG_TAIL_CHARS = 400_000;
+
 export const DEFAULT_CHAOS: Omit<ChaosConfig, 'outDir'> = {
   durationMs: 40_000,
   leaseTtlMs: 2_000,
@@ -163,7 +169,7 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
         record({ ...(rest as Omit<typeof h, 'at'>), at, type: 'ec2-change' });
       }
       // The processes' last words (pino logs at CHAOS_LOG_LEVEL, default warn), for reading a failed seed.
-      writeFileSync(join(config.outDir, `seed-${seed}.logs.txt`), [...world.agents, ...world.controllers].map((m) => `--- ${m.id} (pid ${m.proc.pid ?? '?'})\n${m.proc.stderr.slice(-8_000)}`).join('\n'));
+      writeFileSync(join(config.outDir, `seed-${seed}.logs.txt`), [...world.agents, ...world.controllers].map((m) => `--- ${m.id} (pid ${m.proc.pid ?? '?'})\n${m.proc.stderr.slice(-LOG_TAIL_CHARS)}`).join('\n'));
       activeWorlds.delete(world);
       await world.stop().catch((err: unknown) => log(`seed ${seed}: stop failed: ${String(err)}`));
     }
