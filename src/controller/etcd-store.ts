@@ -1,7 +1,7 @@
 import { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord, decodeRecord, encodeRecord, type Keyspace } from '../keyspace/index.js';
 import type { Logger } from '../log/logger.js';
 import type { z } from 'zod';
-import type { TxnCompare } from '../locks/index.js';
+import { TxnConflictError, type TxnCompare } from '../locks/index.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
 import { serviceSwapOps } from './restore-common.js';
 
@@ -179,6 +179,18 @@ export class EtcdStore implements StorePort {
     if (w.deleteRequestOf) deletes.push(ks.request(w.deleteRequestOf));
     for (const e of w.events ?? []) puts.push({ key: ks.event(this.eventTime(e.at), e.volumeId), value: encodeRecord(e) });
     const compares: TxnCompare[] = [];
+    const requestOf = w.deleteRequestOf ?? w.request?.volumeId;
+    if (requestOf !== undefined) {
+      // Starting, refusing or dropping a request acts on the request as the decision saw it. The operator
+      // may have withdrawn it since (cancel, or the CLI giving up at its timeout) while this tick was busy
+      // with EC2: then the write must fail, not start a move the operator was told would not happen, nor
+      // write a withdrawn request back (chaos seed 71: a move started 3.7 s after its cancel).
+      const key = ks.request(requestOf);
+      // With our own pending writes laid over (a refusal of ours the watch has not delivered yet).
+      const seen = this.view(this.opts.mirrors.requests).get(key);
+      if (seen === undefined) throw new TxnConflictError([key]);
+      compares.push({ key, target: 'Value', op: '==', value: seen });
+    }
     if (w.swapService) {
       const swap = serviceSwapOps(ks, w.swapService.oldUnit, w.swapService.service);
       // The old record exactly as the watch shows it: an operator's change since the decision wins.

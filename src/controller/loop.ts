@@ -1,6 +1,7 @@
 import type { Ec2Port, InstanceInfo, SnapshotInfo, VolumeInfo } from '../ec2/types.js';
 import type { FailoverJournal, Placement } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
+import { TxnConflictError } from '../locks/index.js';
 import { act, DeviceTakenError, isThrottled } from './act.js';
 import type { AutoRestoreFacts } from './auto-restore.js';
 import { RESTORE_TAGS } from './restore-common.js';
@@ -388,6 +389,14 @@ export class FailoverLoop {
           this.lastCall.delete(volumeId);
           log.info({ decision: d.kind }, 'EC2 throttled the call; looking again soon');
           return;
+        }
+        if (err instanceof TxnConflictError && d.kind === 'startFailover' && !isActiveJournal(previous)) {
+          // Nothing was started (e.g. the request was withdrawn while this tick was busy): let go of the
+          // volume lock taken for it, or a snapshot of this volume would wait for a failover that is not.
+          const lock = this.held.get(volumeId);
+          this.held.delete(volumeId);
+          lock?.release().catch((e: unknown) => log.warn({ err: e }, 'releasing volume lock failed'));
+          log.info({ keys: err.keys }, 'records changed since the decision (a request withdrawn?): not started; deciding again');
         }
         const delayMs = Math.min((this.backoff.get(volumeId)?.delayMs ?? LOOP_TIMING.errorBackoffMs / 2) * 2, LOOP_TIMING.errorBackoffMaxMs);
         this.backoff.set(volumeId, { until: opts.now() + delayMs, delayMs });

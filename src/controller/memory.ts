@@ -1,4 +1,5 @@
 import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
+import { TxnConflictError } from '../locks/index.js';
 import { reportKey } from './observed.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
 
@@ -30,6 +31,9 @@ export class MemoryStore implements StorePort {
 
   async write(w: StoreWrite): Promise<void> {
     if (!this.leading) throw new Error('not the leader');
+    // As EtcdStore: a write acting on a request fails when the request was withdrawn meanwhile.
+    const requestOf = w.deleteRequestOf ?? w.request?.volumeId;
+    if (requestOf !== undefined && !this.requests.has(requestOf)) throw new TxnConflictError([`requests/${requestOf}`]);
     if (w.placement) this.placements.set(w.placement.volumeId, w.placement);
     if (w.journal) {
       this.journals.set(w.journal.volumeId, w.journal);
