@@ -1,15 +1,8 @@
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { encodeRecord, keyspace, type HostRecord, type ServiceRecord } from '../keyspace/index.js';
 import { silentLogger } from '../log/logger.js';
-import { EtcdStore, type MirrorLike } from './etcd-store.js';
-
-class FakeMirror extends EventEmitter implements MirrorLike {
-  readonly map = new Map<string, string>();
-  entries(): Map<string, string> {
-    return this.map;
-  }
-}
+import { EtcdStore } from './etcd-store.js';
+import { FakeMirror } from '../testing/fake-mirror.js';
 
 const ks = keyspace('/t/');
 const A = 'i-0aaaaaaaaaaaaaaaa';

@@ -1,17 +1,9 @@
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { encodeRecord, keyspace, type FailoverJournal, type ManualRequest } from '../keyspace/index.js';
 import { TxnConflictError, type TxnCompare } from '../locks/index.js';
 import { silentLogger } from '../log/logger.js';
-import { EtcdStore, type MirrorLike } from './etcd-store.js';
-
-/** A mirror double: what the watch has delivered so far. */
-class FakeMirror extends EventEmitter implements MirrorLike {
-  readonly map = new Map<string, string>();
-  entries(): Map<string, string> {
-    return this.map;
-  }
-}
+import { EtcdStore } from './etcd-store.js';
+import { FakeMirror } from '../testing/fake-mirror.js';
 
 type Txn = { compares?: TxnCompare[]; puts?: { key: string; value: string }[]; deletes?: string[] };
 
