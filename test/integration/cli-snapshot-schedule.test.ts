@@ -8,6 +8,7 @@ import { snapshotTags } from '../../src/snapshot/index.js';
 import { Ec2Sim, startEc2Endpoint, type Ec2Endpoint } from '../../src/sim/ec2/index.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { eventually, freshKeyspace, runFailoverCli, type CliResult } from '../fixtures/cli-harness.js';
+import type { SnapshotOverview } from '../../src/snapshot/overview.js';
 
 // Issue 13: per-service snapshot schedules. Real etcd, the EC2 endpoint through the real SDK, the real
 // CLI binary as a child process; the simulator runs on the real clock (the CLI's `now` is Date.now()).
@@ -32,17 +33,6 @@ interface RunResult {
   due: boolean;
   schedule: string;
   nextDueAt: number;
-}
-
-interface Overview {
-  schedule: string;
-  everyHours: number;
-  keep: number | null;
-  lastCompletedAt: number | null;
-  lastCompletedId: string | null;
-  nextDueAt: number | null;
-  due: boolean | null;
-  error: string | null;
 }
 
 function cli(args: string[]): Promise<CliResult> {
@@ -174,7 +164,7 @@ describe('per-service snapshot schedules', () => {
     const before = Date.now();
     const status = await cli(['status', '-o', 'json']);
     expect(status.code, status.stderr).toBe(0);
-    const services = (JSON.parse(status.stdout) as { services: Array<{ unit: string; snapshot?: Overview }> }).services;
+    const services = (JSON.parse(status.stdout) as { services: Array<{ unit: string; snapshot?: SnapshotOverview }> }).services;
     const a = byUnit(services, UNIT_A).snapshot;
     const b = byUnit(services, UNIT_B).snapshot;
     const newestA = snapshotsOf(VOL_A).sort((x, y) => y.startTime - x.startTime)[0];
@@ -190,7 +180,7 @@ describe('per-service snapshot schedules', () => {
     const show = await cli(['service', 'show', UNIT_A]);
     expect(show.code, show.stderr).toBe(0);
     expect(show.stdout).toMatch(/^snapshots: {3}every 1h, keep 2; last \d+s ago; next in /m);
-    const showJson = JSON.parse((await cli(['service', 'show', UNIT_A, '--json'])).stdout) as { snapshots: Overview };
+    const showJson = JSON.parse((await cli(['service', 'show', UNIT_A, '--json'])).stdout) as { snapshots: SnapshotOverview };
     expect(showJson.snapshots).toMatchObject({ schedule: 'every 1h, keep 2', nextDueAt: nextHour(before) });
   });
 
