@@ -148,7 +148,10 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       await deps.store.write({ request: d.request, events: [eventOf(d, null, unit, now)] });
       return null;
     case 'startFailover':
-      await deps.store.write({ journal: d.journal, deleteRequestOf: d.deleteRequest ? d.volumeId : undefined, events: [eventOf(d, d.journal, unit, now)] });
+      await deps.store.write({
+        journal: d.journal, deleteRequestOf: d.deleteRequest ? d.volumeId : undefined, events: [eventOf(d, d.journal, unit, now)],
+        hostAbsent: d.journal.cause === 'holder-lost' && d.journal.fromInstanceId !== null ? d.journal.fromInstanceId : undefined,
+      });
       return d.journal;
     case 'place':
       await deps.store.write({ placement: d.placement, journal: d.journal ?? undefined, events: [eventOf(d, d.journal, unit, now)] });

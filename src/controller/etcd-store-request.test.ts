@@ -15,14 +15,14 @@ const request: ManualRequest = {
 };
 const journal = { volumeId: VOL, requestId: 'r-1' } as unknown as FailoverJournal;
 
-function store(): { s: EtcdStore; requests: FakeMirror; txns: Txn[] } {
+function store(hosts = new FakeMirror()): { s: EtcdStore; requests: FakeMirror; txns: Txn[] } {
   const requests = new FakeMirror();
   const txns: Txn[] = [];
   const other = (): FakeMirror => new FakeMirror();
   const s = new EtcdStore({
     ks, log: silentLogger(), now: () => 0, listKeys: async () => [],
     leadership: { txnGuarded: async (ops) => void txns.push(ops) },
-    mirrors: { hosts: other(), reports: other(), services: other(), placements: other(), journals: other(), requests },
+    mirrors: { hosts, reports: other(), services: other(), placements: other(), journals: other(), requests },
   });
   return { s, requests, txns };
 }
@@ -68,5 +68,26 @@ describe('EtcdStore: writes that act on a manual request', () => {
     const { s, txns } = store();
     await s.write({ journal });
     expect(txns[0]?.compares).toEqual([]);
+  });
+});
+
+// Chaos seed 70: a failover of a lost holder written after the holder had re-registered.
+describe('EtcdStore: starting the failover of a lost holder', () => {
+  const HOST = 'i-0aaa1111bbbb2222c';
+
+  it('holds only while the host has no record: the txn compares its key absent', async () => {
+    const { s, txns } = store();
+    await s.write({ journal, hostAbsent: HOST });
+    expect(txns[0]?.compares).toEqual([{ key: ks.host(HOST), target: 'Version', op: '==', value: 0 }]);
+  });
+
+  it('a host the watch already shows back: refused before etcd is asked, nothing written', async () => {
+    const hosts = new FakeMirror();
+    hosts.map.set(ks.host(HOST), '{}');
+    const { s, txns } = store(hosts);
+    const err = await s.write({ journal, hostAbsent: HOST }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TxnConflictError);
+    expect((err as TxnConflictError).keys).toEqual([ks.host(HOST)]);
+    expect(txns).toEqual([]);
   });
 });

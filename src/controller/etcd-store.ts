@@ -191,6 +191,14 @@ export class EtcdStore implements StorePort {
       if (seen === undefined) throw new TxnConflictError([key]);
       compares.push({ key, target: 'Value', op: '==', value: seen });
     }
+    if (w.hostAbsent !== undefined) {
+      // The decision saw no record of this host, but it may be minutes old: a tick's EC2 look-ups can
+      // take that long under throttling, and the host may have come back meanwhile (chaos seed 70: a
+      // partitioned host back for 5 s, its unit running again, was failed over anyway).
+      const key = ks.host(w.hostAbsent);
+      if (this.opts.mirrors.hosts.entries().has(key)) throw new TxnConflictError([key]);
+      compares.push({ key, target: 'Version', op: '==', value: 0 });
+    }
     if (w.swapService) {
       const swap = serviceSwapOps(ks, w.swapService.oldUnit, w.swapService.service);
       // The old record exactly as the watch shows it: an operator's change since the decision wins.

@@ -43,7 +43,7 @@ describe('FailoverLoop against in-memory fakes', () => {
   const stops: (() => void)[] = [];
   afterEach(() => stops.splice(0).forEach((s) => s()));
 
-  function setup(volumes: number, hosts: number, opts: { leaseTtlMs?: number; hostGraceMs?: number } = {}) {
+  function setup(volumes: number, hosts: number, opts: { leaseTtlMs?: number; hostGraceMs?: number; run?: boolean } = {}) {
     const store = new MemoryStore();
     const ec2 = new FakeEc2();
     const locks = new MemoryLocks();
@@ -68,7 +68,8 @@ describe('FailoverLoop against in-memory fakes', () => {
     });
     // Before run(): its first look (which starts the election grace) happens synchronously inside it.
     const startedAt = Date.now();
-    const running = loop.run();
+    // run: false leaves the ticks to the test (loop.tick()); run() after abort() then drains the actions.
+    const running = opts.run === false ? Promise.resolve() : loop.run();
     stops.push(fakeAgents(store, ec2), () => controller.abort());
     return { store, ec2, locks, metrics, running, controller, loop, startedAt };
   }
@@ -189,6 +190,43 @@ describe('FailoverLoop against in-memory fakes', () => {
     expect(ec2.calls.filter((c) => !c.startsWith('Describe'))).toEqual([]);
     controller.abort();
     await running;
+  });
+
+  // Chaos seed 70: a tick saw a partitioned holder's lease gone, spent 8 s on DescribeVolumes retries
+  // (EC2 5xx), and meanwhile the host came back and ran its unit again; the tick then failed it over.
+  it('decides on the hosts as they are after its EC2 look-ups: a holder back meanwhile is not failed over', async () => {
+    const { store, ec2, controller, loop } = setup(3, 3, { run: false });
+    const attempted: string[] = [];
+    const write = store.write.bind(store);
+    store.write = async (w) => {
+      attempted.push(w.journal?.step ?? 'other');
+      return write(w);
+    };
+    const record = store.hosts.get(inst(1));
+    store.removeHost(inst(1));
+    let lookedUp = false;
+    ec2.beforeDescribe = async () => {
+      lookedUp = true;
+      if (record) store.putHost(record); // the agent re-registered while EC2 was answering
+    };
+    await loop.tick();
+    controller.abort();
+    await loop.run(); // drains any action the tick dispatched
+    expect(lookedUp).toBe(true);
+    // Not even tried (the store's host-absent guard would refuse it: that is the second line of defence).
+    expect(attempted).toEqual([]);
+    expect(store.journalLog).toEqual([]);
+    expect(ec2.calls.filter((c) => !c.startsWith('Describe'))).toEqual([]);
+  });
+
+  it('the same holder still gone after the look-ups is failed over', async () => {
+    const { store, ec2, controller, loop } = setup(3, 3, { run: false });
+    store.removeHost(inst(1));
+    await loop.tick();
+    controller.abort();
+    await loop.run();
+    expect(store.journalLog.map((j) => [j.volumeId, j.cause, j.fromInstanceId])).toEqual([[vol(1), 'holder-lost', inst(1)]]);
+    expect(ec2.calls.filter((c) => !c.startsWith('Describe'))).toEqual([]);
   });
 
   it('paced by host: all volumes of an admitted host go together', async () => {

@@ -160,9 +160,7 @@ export class FailoverLoop {
   async tick(): Promise<number> {
     this.kicked = false;
     const { opts } = this;
-    const now = opts.now();
-    const snap = opts.store.snapshot();
-    this.hosts.observe(snap, now);
+    let { snap, now } = this.freshView();
     const all = now - this.lastResync >= LOOP_TIMING.resyncEveryMs;
     if (all) this.lastResync = now;
     this.updateGauges(snap);
@@ -183,6 +181,10 @@ export class FailoverLoop {
     const instances = await this.liveInstances(snap, now);
     const autoRestore = await this.autoRestoreFacts(snap, volumes, now);
     const doubted = await this.lookForDeathProof(snap, now);
+    // The look-ups above can take seconds (EC2 retries under throttling or 5xx): decide on what the
+    // watches show now, not on what they showed before them. A host that came back meanwhile is not
+    // failed over (chaos seed 70), and a request withdrawn meanwhile is not started.
+    ({ snap, now } = this.freshView());
 
     // Decisions of one tick are made one after another on a working copy, so two volumes never pick the same device.
     const journals = new Map(snap.journals);
@@ -217,6 +219,14 @@ export class FailoverLoop {
       next = Math.min(next, opts.config.pollMs);
     }
     return next;
+  }
+
+  /** The store's current snapshot, with host liveness brought up to date from it. */
+  private freshView(): { snap: StoreSnapshot; now: number } {
+    const now = this.opts.now();
+    const snap = this.opts.store.snapshot();
+    this.hosts.observe(snap, now);
+    return { snap, now };
   }
 
   /**
@@ -396,7 +406,7 @@ export class FailoverLoop {
           const lock = this.held.get(volumeId);
           this.held.delete(volumeId);
           lock?.release().catch((e: unknown) => log.warn({ err: e }, 'releasing volume lock failed'));
-          log.info({ keys: err.keys }, 'records changed since the decision (a request withdrawn?): not started; deciding again');
+          log.info({ keys: err.keys }, 'records changed since the decision (a request withdrawn, or the lost host back?): not started; deciding again');
         }
         const delayMs = Math.min((this.backoff.get(volumeId)?.delayMs ?? LOOP_TIMING.errorBackoffMs / 2) * 2, LOOP_TIMING.errorBackoffMaxMs);
         this.backoff.set(volumeId, { until: opts.now() + delayMs, delayMs });

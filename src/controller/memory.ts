@@ -34,6 +34,7 @@ export class MemoryStore implements StorePort {
     // As EtcdStore: a write acting on a request fails when the request was withdrawn meanwhile.
     const requestOf = w.deleteRequestOf ?? w.request?.volumeId;
     if (requestOf !== undefined && !this.requests.has(requestOf)) throw new TxnConflictError([`requests/${requestOf}`]);
+    if (w.hostAbsent !== undefined && this.hosts.has(w.hostAbsent)) throw new TxnConflictError([`hosts/${w.hostAbsent}`]);
     if (w.placement) this.placements.set(w.placement.volumeId, w.placement);
     if (w.journal) {
       this.journals.set(w.journal.volumeId, w.journal);

@@ -26,6 +26,11 @@ export interface StoreWrite {
    * put, in the same transaction, only if the old record is unchanged and the new one does not exist.
    */
   swapService?: { oldUnit: string; service: ServiceRecord };
+  /**
+   * The write holds only while this host has no liveness record: a failover of a lost holder must not
+   * start once the host is back (its agent may already run the unit again).
+   */
+  hostAbsent?: string;
 }
 
 /**

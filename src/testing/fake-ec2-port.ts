@@ -13,6 +13,8 @@ export class FakeEc2 implements Ec2Port {
   readonly calls: string[] = [];
   /** Errors thrown once each by the next call whose log line starts with `prefix`. */
   readonly failures: { prefix: string; error: Error }[] = [];
+  /** Runs inside each DescribeVolumes before it answers: the world may change while a tick waits on EC2. */
+  beforeDescribe: (() => Promise<void>) | null = null;
   constructor(private readonly latency = { attachMs: 30, detachMs: 30 }) {}
 
   addVolume(volumeId: string, az: string, attachedTo?: string): void {
@@ -41,6 +43,7 @@ export class FakeEc2 implements Ec2Port {
 
   async describeVolumes(ids: string[]): Promise<VolumeInfo[]> {
     this.calls.push(`DescribeVolumes ${ids.length}`);
+    await this.beforeDescribe?.();
     return ids.flatMap((id) => (this.volumes.has(id) ? [structuredClone(this.vol(id))] : []));
   }
 
