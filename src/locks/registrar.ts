@@ -31,10 +31,17 @@ export interface HostRegistrarOptions {
   leaseStateFile?: string;
   /**
    * Asked when the fence is due (renewals failed up to TTL − margin). Resolving false defers the fence
-   * ('fence-deferred'; asked again every min(TTL/3, 1 s) while renewals keep failing); true, an error,
-   * or no answer within min(margin/2, 1 s) fences. Without it the registrar fences when due.
+   * ('fence-deferred'; asked again every min(TTL/3, 1 s) while renewals keep failing); true or an error
+   * fences; no answer within min(margin/2, 1 s) does what `fenceOnSilence` says. Without it the
+   * registrar fences when due.
    */
   confirmFence?: () => Promise<boolean>;
+  /**
+   * When confirmFence does not answer in time: fence (true, the default) or defer and ask again. The
+   * agent defers only when its peers already said, this episode, that etcd is down for everyone: a
+   * slow answer then is the outage loading every machine, not this host cut off (chaos seed 65).
+   */
+  fenceOnSilence?: () => boolean;
   log: Logger;
 }
 
@@ -49,6 +56,15 @@ export interface FenceEvent {
   lastRenewedAtMono: number;
   deadlineMono: number;
   firedAtMono: number;
+  /** Why now: no confirmFence configured, its answer, or its failure (time-out, error). */
+  reason: string;
+}
+
+export interface RenewalFailedEvent {
+  /** Failed attempts in a row (1: the first of an episode). */
+  failures: number;
+  /** Send time of the last keepalive etcd confirmed (wall clock). */
+  lastRenewedAt: number;
 }
 
 export interface FenceDeferredEvent {
@@ -66,6 +82,8 @@ export interface RegisteredEvent {
 interface Events {
   fence: [FenceEvent];
   'fence-deferred': [FenceDeferredEvent];
+  /** A renewal attempt failed: the agent starts asking its peers long before a fence is due. */
+  'renewal-failed': [RenewalFailedEvent];
   registered: [RegisteredEvent];
   recovered: [RegisteredEvent];
   error: [Error];
@@ -378,6 +396,7 @@ export class HostRegistrar extends EventEmitter<Events> {
       this.failures += 1;
       this.lastAttemptOk = false;
       this.log.warn({ err, lastRenewedAt: wallOf(this.clock.renewedAt), member: this.member.endpoint }, 'host lease renewal failed');
+      this.emit('renewal-failed', { failures: this.failures, lastRenewedAt: wallOf(this.clock.renewedAt) });
     } finally {
       this.schedule();
     }
@@ -410,14 +429,14 @@ export class HostRegistrar extends EventEmitter<Events> {
     if (!current()) return;
     const confirm = this.opts.confirmFence;
     if (confirm === undefined) {
-      this.fence();
+      this.fence('renewals failed up to the fence deadline (no peer check configured)');
       return;
     }
     const answer = await this.askConfirm(confirm);
     // A renewal (or stop) while we asked: nothing is due any more.
     if (!current()) return;
-    if (answer) {
-      this.fence();
+    if (answer.fence) {
+      this.fence(answer.reason);
       return;
     }
     const ev = {
@@ -430,18 +449,24 @@ export class HostRegistrar extends EventEmitter<Events> {
     this.fenceTimer = setTimeout(() => void this.fenceDue(epoch), Math.min(this.ttlMs / 3, REASK_MAX_MS));
   }
 
-  /** confirmFence's answer; true (fence) when it throws or does not answer within min(margin/2, 1 s). */
-  private async askConfirm(confirm: () => Promise<boolean>): Promise<boolean> {
+  /** confirmFence's answer; fence when it throws or does not answer within min(margin/2, 1 s). */
+  private async askConfirm(confirm: () => Promise<boolean>): Promise<{ fence: boolean; reason: string }> {
     const limitMs = Math.min(this.marginMs / 2, CONFIRM_MAX_MS);
     try {
-      return await bounded(limitMs, 'confirmFence', confirm);
+      const fence = await bounded(limitMs, 'confirmFence', confirm);
+      return { fence, reason: fence ? 'renewals failed up to the fence deadline and the peer check confirmed it' : '' };
     } catch (err) {
+      const silent = err instanceof BoundExceededError;
+      if (silent && this.opts.fenceOnSilence?.() === false) {
+        this.log.warn({ err, limitMs }, 'confirmFence did not answer in time; etcd was down for everyone this episode: asking again');
+        return { fence: false, reason: '' };
+      }
       this.log.warn({ err, limitMs }, 'confirmFence failed or did not answer in time: fencing');
-      return true;
+      return { fence: true, reason: `renewals failed up to the fence deadline and the peer check gave no answer: ${(err as Error).message}` };
     }
   }
 
-  private fence(): void {
+  private fence(reason: string): void {
     this.deferred = false;
     this.fencedNow = true;
     const lastRenewedAtMono = this.clock.renewedAt;
@@ -454,6 +479,7 @@ export class HostRegistrar extends EventEmitter<Events> {
       lastRenewedAtMono,
       deadlineMono,
       firedAtMono,
+      reason,
     };
     this.log.error(ev, 'lease renewals failed: fencing before the lease can expire in etcd');
     this.emit('fence', ev);
@@ -461,11 +487,16 @@ export class HostRegistrar extends EventEmitter<Events> {
 }
 
 /** `fn()`, or a rejection once `ms` passed (the timer is monotonic: Node's timers do not follow the wall clock). */
+/** bounded()'s own time-out, told apart from the work's errors. */
+class BoundExceededError extends Error {
+  override readonly name = 'BoundExceededError';
+}
+
 async function bounded<T>(ms: number, what: string, fn: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const work = fn();
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new BoundExceededError(`${what} timed out after ${ms} ms`)), ms);
   });
   try {
     return await Promise.race([work, timeout]);

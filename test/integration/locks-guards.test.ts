@@ -130,9 +130,26 @@ describe('lease guards (real etcd)', () => {
       record: record('i-0fff2222bbbb2222c'),
       confirmFence: () => new Promise<boolean>(() => undefined),
     });
+    // Its confirmFence never answers either, but its peers said etcd is down for everyone: it waits.
+    const patient = new HostRegistrar({
+      client,
+      ks,
+      log: silentLogger(),
+      ttlMs: TTL_MS,
+      fenceMarginMs: MARGIN_MS,
+      record: record('i-0fff3333bbbb2222c'),
+      confirmFence: () => new Promise<boolean>(() => undefined),
+      fenceOnSilence: () => false,
+    });
     const fences: FenceEvent[] = [];
     const deferred: FenceDeferredEvent[] = [];
     const silentFences: FenceEvent[] = [];
+    const patientFences: FenceEvent[] = [];
+    const patientDeferred: FenceDeferredEvent[] = [];
+    const renewalFailures: number[] = [];
+    patient.on('fence', (ev) => patientFences.push(ev));
+    patient.on('fence-deferred', (ev) => patientDeferred.push(ev));
+    deferring.on('renewal-failed', (ev) => renewalFailures.push(ev.failures));
     let recovered = 0;
     deferring.on('fence', (ev) => fences.push(ev));
     deferring.on('fence-deferred', (ev) => deferred.push(ev));
@@ -140,6 +157,7 @@ describe('lease guards (real etcd)', () => {
     silent.on('fence', (ev) => silentFences.push(ev));
     await deferring.start();
     await silent.start();
+    await patient.start();
     await until(() => deferring.reachesEtcd(), 5_000, 'reachesEtcd() while etcd runs');
     const leaseBefore = deferring.leaseId;
     expect(deferring.lastRenewalAgoMs()).toBeLessThan(TTL_MS / 2);
@@ -157,6 +175,12 @@ describe('lease guards (real etcd)', () => {
       // The registrar whose check never answers fenced as it would without the hook.
       expect(silentFences).toHaveLength(1);
       expect(silent.fenced).toBe(true);
+      expect(silentFences[0]?.reason).toMatch(/peer check gave no answer: confirmFence timed out/);
+      // fenceOnSilence said no: deferred like a false answer, asked again, never fenced.
+      expect(patientFences).toEqual([]);
+      expect(patientDeferred.length).toBeGreaterThanOrEqual(2);
+      // Each failed renewal is announced (the agent's early peer survey starts on the first).
+      expect(renewalFailures.slice(0, 3)).toEqual([1, 2, 3]);
 
       const askedBefore = asked;
       answer = true;
@@ -167,6 +191,7 @@ describe('lease guards (real etcd)', () => {
       expect(deferring.fenced).toBe(true);
       expect(deferring.fenceDeferred).toBe(false);
       expect(fences).toHaveLength(1);
+      expect(fences[0]?.reason).toMatch(/peer check confirmed it/);
     } finally {
       etcd.kill('SIGCONT');
     }
@@ -179,5 +204,6 @@ describe('lease guards (real etcd)', () => {
     expect(await client.get(ks.host('i-0fff1111bbbb2222c')).string()).not.toBeNull();
     await deferring.stop({ revoke: true });
     await silent.stop({ revoke: true });
+    await patient.stop({ revoke: true });
   });
 });

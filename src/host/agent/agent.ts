@@ -12,7 +12,7 @@ import type { SystemdPort } from '../systemd/port.js';
 import { fenceAll } from './fence.js';
 import { hostVolumes } from './host-volumes.js';
 import { DEFAULT_TIMEOUTS, type Agent, type AgentOptions, type AgentTimeouts, type FenceRecord } from './options.js';
-import { FRESH_FENCE_MEMORY, decideFence, probePeers, probeTimeoutMs, servePeerEndpoint, type EtcdHealth, type FenceMemory, type Peer, type PeerServer, type ProbeResult } from './peers.js';
+import { FRESH_FENCE_MEMORY, decideFence, probePeers, probeTimeoutMs, servePeerEndpoint, type EtcdHealth, type FenceDecision, type FenceMemory, type Peer, type PeerServer, type ProbeResult } from './peers.js';
 import type { VolumeOps } from './ports.js';
 import { Reconciler } from './reconciler.js';
 import { Reporter } from './reporter.js';
@@ -84,7 +84,7 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   const peerServer = opts.peerListen === undefined ? null : await servePeers(opts.peerListen, opts.instanceId, opts.privateIp, () => health, log);
   // hosts/ as last seen: while etcd is unreachable this is who to ask (the mirror keeps its contents).
   const hosts = new PrefixMirror(opts.etcd, ks.hostsPrefix(), log);
-  const confirmFence = peerFenceCheck(opts.instanceId, opts.leaseTtlMs, opts.fenceMarginMs, () => knownPeers(ks, hosts, opts.instanceId, log), () => health, log);
+  const peerCheck = peerFenceCheck(opts.instanceId, opts.leaseTtlMs, opts.fenceMarginMs, () => knownPeers(ks, hosts, opts.instanceId, log), () => health, log);
 
   const registrar = new HostRegistrar({
     client: opts.etcd,
@@ -101,7 +101,8 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
     ttlMs: opts.leaseTtlMs,
     fenceMarginMs: opts.fenceMarginMs,
     leaseStateFile: opts.leaseStateFile,
-    confirmFence,
+    confirmFence: peerCheck.confirm,
+    fenceOnSilence: peerCheck.fenceOnSilence,
     log,
   });
   health = registrar;
@@ -128,7 +129,9 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
     const known = decodeServices(ks, services, log);
     const all = [...known, ...reconciler.heldServices().filter((h) => !known.some((k) => k.volumeId === h.volumeId))];
     const held = new Set(reconciler.heldVolumeIds());
-    const done = fenceAll({ systemd, metadata, log, stopTimeoutMs: timeouts.stopMs, metadataTimeoutMs: FENCE_METADATA_TIMEOUT_MS }, all, startedAt).then((record) => {
+    const verdict = peerCheck.lastVerdict();
+    const reason = verdict === null ? event.reason : `${event.reason} (peers: ${verdict})`;
+    const done = fenceAll({ systemd, metadata, log, stopTimeoutMs: timeouts.stopMs, metadataTimeoutMs: FENCE_METADATA_TIMEOUT_MS }, all, startedAt, reason).then((record) => {
       fences.push(record);
       log.warn({ ...event, stoppedMs: record.stoppedAt - startedAt }, 'fenced; waiting for etcd');
       return all.filter((s) => held.has(s.volumeId)).map((s) => s.volumeId);
@@ -161,6 +164,10 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   };
 
   registrar.on('fence', onFence);
+  // Ask the peers at the first failed renewal already, not only at the fence deadline: if etcd is down
+  // for everyone, they can say so while the outage is young; at the deadline, on machines busy with the
+  // outage, they may not answer in time, and silence reads as "cut off from everyone" (chaos seed 65).
+  registrar.on('renewal-failed', (ev) => void peerCheck.survey(ev.failures).catch((err: unknown) => log.warn({ err }, 'early peer survey failed')));
   // 'registered' (a new lease) and 'recovered' (etcd back, same or new lease) both mean: etcd is usable.
   const afterRegistration = (event: RegisteredEvent): void =>
     void onRegistered(event).catch((err: unknown) => log.error({ err }, 'post-registration step failed'));
@@ -304,12 +311,23 @@ function knownPeers(ks: Keyspace, hosts: PrefixMirror, self: string, log: Logger
   return out;
 }
 
-/**
- * The registrar's confirmFence: asked when renewals have failed up to the fence deadline (and again
- * every second or so while it answers false). See peers.ts for the rule. Logs each decision with its
- * evidence (warn when it changes, debug when it repeats).
- */
-function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number, peers: () => Peer[], health: () => EtcdHealth | null, log: Logger): () => Promise<boolean> {
+/** The self-fence's peer check: `confirm` is the registrar's confirmFence, `survey` the early look. */
+interface PeerFenceCheck {
+  /** Asked when renewals have failed up to the fence deadline (and again every second or so while it answers false). */
+  confirm(): Promise<boolean>;
+  /**
+   * Asked at a failed renewal, long before a fence is due. It only learns "etcd is down for everyone",
+   * never fences; at most at the first two failures of an episode (`failures`: the registrar's count in a row).
+   */
+  survey(failures: number): Promise<void>;
+  /** When `confirm` does not answer in time: fence unless peers said etcd is down for everyone this episode. */
+  fenceOnSilence(): boolean;
+  /** The last verdict's reason, or null before the first question. */
+  lastVerdict(): string | null;
+}
+
+/** See peers.ts for the rule. Logs each decision with its evidence (warn when it changes, debug when it repeats). */
+function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number, peers: () => Peer[], health: () => EtcdHealth | null, log: Logger): PeerFenceCheck {
   const timeoutMs = probeTimeoutMs(fenceMarginMs);
   // etcd counts whole seconds, and so does the registrar.
   const ttlMs = Math.max(1, Math.ceil(leaseTtlMs / 1000)) * 1000;
@@ -319,32 +337,74 @@ function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number,
   const recoveryGraceMs = (2 * ttlMs) / 3;
   let memory: FenceMemory = FRESH_FENCE_MEMORY;
   let lastSelfAgoMs = Infinity;
-  let lastReason = '';
-  return async () => {
+  let lastGist = '';
+  let verdict: string | null = null;
+  let surveying = false;
+
+  /** The probes and the pure verdict, with the episode bookkeeping both questions share. */
+  const ask = async (): Promise<{ decision: FenceDecision; results: ProbeResult[]; selfRenewalAgoMs: number; started: number }> => {
     const started = performance.now();
     const selfRenewalAgoMs = health()?.lastRenewalAgoMs() ?? Infinity;
     // A renewal succeeded since the last question: a new episode.
     if (selfRenewalAgoMs < lastSelfAgoMs) memory = FRESH_FENCE_MEMORY;
     lastSelfAgoMs = selfRenewalAgoMs;
     const results = await probePeers(peers(), timeoutMs);
-    let decision = decideFence(results, { now: performance.now(), selfRenewalAgoMs, renewEveryMs, recoveryGraceMs }, memory);
-    // Peers just reached etcd: before stopping everything, one round trip of our own (etcd may be back
-    // for us too, ahead of our next scheduled retry at the end of an outage for everyone).
-    if (decision.fence && results.some((r) => 'answer' in r && r.answer.fresh && r.answer.reachesEtcd)) {
-      const selfReaches = (await health()?.probeEtcd?.(timeoutMs).catch(() => false)) ?? false;
-      if (selfReaches) decision = { fence: false, reason: 'peers reach etcd and so does this host again: renewals resume', memory: FRESH_FENCE_MEMORY };
-    }
-    memory = decision.memory;
+    const decision = decideFence(results, { now: performance.now(), selfRenewalAgoMs, renewEveryMs, recoveryGraceMs }, memory);
+    return { decision, results, selfRenewalAgoMs, started };
+  };
+
+  const logDecision = (question: 'survey' | 'deadline', fence: boolean, reason: string, asked: { results: ProbeResult[]; selfRenewalAgoMs: number; started: number }): void => {
     const line = {
-      instanceId: self, fence: decision.fence, reason: decision.reason, selfRenewalAgoMs: Math.round(selfRenewalAgoMs),
-      peers: results.map(evidenceOf), probeMs: Math.round(performance.now() - started), timeoutMs,
+      instanceId: self, question, fence, reason, selfRenewalAgoMs: Math.round(asked.selfRenewalAgoMs),
+      peers: asked.results.map(evidenceOf), probeMs: Math.round(performance.now() - asked.started), timeoutMs,
     };
     // The reason carries changing numbers; compare its first words to log a change once.
-    const gist = `${decision.fence}:${decision.reason.split(':')[0]?.replace(/\d+/g, '#')}`;
-    if (gist !== lastReason) log.warn(line, decision.fence ? 'etcd unreachable: peers confirm the fence' : 'etcd unreachable: fence deferred after asking peers');
+    const gist = `${question}:${fence}:${reason.split(':')[0]?.replace(/\d+/g, '#')}`;
+    const msg = question === 'survey' ? 'etcd unreachable: asked peers early' : fence ? 'etcd unreachable: peers confirm the fence' : 'etcd unreachable: fence deferred after asking peers';
+    if (gist !== lastGist) log.warn(line, msg);
     else log.debug(line, 'fence check repeated');
-    lastReason = gist;
-    return decision.fence;
+    lastGist = gist;
+  };
+
+  return {
+    lastVerdict: () => verdict,
+    // As decideFence treats peers that do not answer (and the episode is still the one memory is of:
+    // a renewal since would have ended the fence's deadline, and nobody would be asking).
+    fenceOnSilence: () => !memory.outageForAll,
+
+    async survey(failures) {
+      // Early in the episode only: later, the deadline's own questions are under way.
+      if (surveying || failures > 2 || memory.outageForAll) return;
+      surveying = true;
+      try {
+        const asked = await ask();
+        const { decision } = asked;
+        // Only "down for everyone" is learnt early. A peer that reaches etcd proves nothing yet (our own
+        // next retry may get through), and silence is judged at the deadline.
+        if (!decision.fence && decision.memory.outageForAll && !memory.outageForAll) {
+          memory = decision.memory;
+          verdict = decision.reason;
+        }
+        logDecision('survey', false, decision.reason, asked);
+      } finally {
+        surveying = false;
+      }
+    },
+
+    async confirm() {
+      const asked = await ask();
+      let decision = asked.decision;
+      // Peers just reached etcd: before stopping everything, one round trip of our own (etcd may be back
+      // for us too, ahead of our next scheduled retry at the end of an outage for everyone).
+      if (decision.fence && asked.results.some((r) => 'answer' in r && r.answer.fresh && r.answer.reachesEtcd)) {
+        const selfReaches = (await health()?.probeEtcd?.(timeoutMs).catch(() => false)) ?? false;
+        if (selfReaches) decision = { fence: false, reason: 'peers reach etcd and so does this host again: renewals resume', memory: FRESH_FENCE_MEMORY };
+      }
+      memory = decision.memory;
+      verdict = decision.reason;
+      logDecision('deadline', decision.fence, decision.reason, asked);
+      return decision.fence;
+    },
   };
 }
 

@@ -22,7 +22,7 @@ export interface FenceDeps {
  * `After=` on it) is stopped once more after its unit is down. Metadata removal is attempted afterwards,
  * best effort, bounded: the stops come first because only they make the host safe.
  */
-export async function fenceAll(deps: FenceDeps, services: readonly ServiceRecord[], startedAt: number): Promise<FenceRecord> {
+export async function fenceAll(deps: FenceDeps, services: readonly ServiceRecord[], startedAt: number, reason: string): Promise<FenceRecord> {
   const errors: string[] = [];
   const stopOne = async (service: ServiceRecord): Promise<void> => {
     const opts = { timeoutMs: deps.stopTimeoutMs };
@@ -39,7 +39,7 @@ export async function fenceAll(deps: FenceDeps, services: readonly ServiceRecord
   };
   await Promise.all(services.map(stopOne));
   const stoppedAt = Date.now();
-  const record: FenceRecord = { startedAt, stoppedAt, volumeIds: services.map((s) => s.volumeId), errors };
+  const record: FenceRecord = { startedAt, stoppedAt, volumeIds: services.map((s) => s.volumeId), errors, reason };
   if (errors.length) deps.log.error({ errors, stoppedMs: stoppedAt - startedAt }, 'self-fence: some units or mounts did not stop');
   else deps.log.warn({ volumeIds: record.volumeIds, stoppedMs: stoppedAt - startedAt }, 'self-fence: every managed unit and mount stopped');
 

@@ -134,4 +134,6 @@ export interface FenceRecord {
   stoppedAt: number;
   volumeIds: string[];
   errors: string[];
+  /** Why the host fenced: the registrar's reason and, when peers were asked, their verdict. */
+  reason: string;
 }

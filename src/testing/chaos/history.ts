@@ -101,6 +101,8 @@ export interface FenceEvent {
   type: 'fence';
   host: string;
   volumeIds: string[];
+  /** The agent's reason (the registrar's and its peers' verdict), when the fixture recorded one. */
+  reason?: string;
 }
 
 export interface JournalEvent {

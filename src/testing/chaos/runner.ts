@@ -88,7 +88,12 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
   const log = config.log ?? (() => undefined);
   const schedule = generateSchedule(seed, { durationMs: config.durationMs, ttlMs: config.leaseTtlMs, hosts: config.hosts });
   const events: HistoryEvent[] = [];
-  const record = (e: HistoryEvent): void => void events.push(e);
+  // The last journal step per volume, for quiescence: a failover under way means "not settled yet".
+  const journalSteps = new Map<string, string>();
+  const record = (e: HistoryEvent): void => {
+    events.push(e);
+    if (e.type === 'journal') journalSteps.set(e.volumeId, e.step);
+  };
   const requestHooks: ((controller: string, req: HttpRequestSeen) => void)[] = [];
   const historyPath = join(config.outDir, `seed-${seed}.jsonl`);
   let world: World | undefined;
@@ -131,18 +136,17 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
     log(`seed ${seed}: world up (${w.agents.length} hosts, ${w.controllers.length} controllers, ${schedule.world.registered} services) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     // Initial placement. Not settling is not a run error: the checker judges the services' downtime
     // from the start of the faults, so a world that never placed a service fails invariant 8 or 4.
-    await waitSettled(w, schedule.world.registered, 60_000).catch((err: unknown) => log(`seed ${seed}: initial placement: ${(err as Error).message}`));
+    await waitSettled(w, schedule.world.registered, journalSteps, 60_000).catch((err: unknown) => log(`seed ${seed}: initial placement: ${(err as Error).message}`));
     const play = new Player(w, schedule, config, record, requestHooks, log);
     record({ at: Date.now(), type: 'phase', name: 'faults-start' });
     await play.run();
     skipped = play.skipped;
     await play.healAll();
     record({ at: Date.now(), type: 'phase', name: 'healed' });
-    // Quiescence: every registered service active once on a live host of its AZ, or the bound passed.
-    const healedAt = Date.now();
-    await waitSettled(w, play.registered(), boundMs + 5_000).catch((err: unknown) => log(`seed ${seed}: not settled after the heal: ${(err as Error).message}`));
-    // A little longer, so a late wrong move after the heal is seen too.
-    await sleep(Math.max(0, Math.min(3_000, boundMs - (Date.now() - healedAt))));
+    // Quiescence: every registered service active once on a live host of its AZ with no failover under
+    // way, and still so QUIET_MS later (a late move after the heal is seen, and waited for: chaos seed
+    // 70 ended 3 s after the heal in the middle of one); or the bound passed.
+    await waitQuiet(w, play.registered(), journalSteps, Date.now() + boundMs + 5_000).catch((err: unknown) => log(`seed ${seed}: not settled after the heal: ${(err as Error).message}`));
     record({ at: Date.now(), type: 'phase', name: 'end' });
   } catch (err) {
     error = (err as Error).stack ?? String(err);
@@ -152,10 +156,10 @@ export async function runSeed(seed: number, config: ChaosConfig): Promise<SeedRe
     if (world) {
       for (const line of readFileSync(world.ledger, 'utf8').split('\n')) {
         if (line.trim() === '') continue;
-        const l = JSON.parse(line) as { at: number; instanceId: string; unit?: string; active?: boolean; fence?: boolean; volumeIds?: string[]; mountUnit?: string; mounted?: boolean };
+        const l = JSON.parse(line) as { at: number; instanceId: string; unit?: string; active?: boolean; fence?: boolean; volumeIds?: string[]; mountUnit?: string; mounted?: boolean; reason?: string };
         if (l.unit !== undefined) record({ at: l.at, type: 'unit', host: l.instanceId, unit: l.unit, active: l.active === true });
         else if (l.mountUnit !== undefined) record({ at: l.at, type: 'mount', host: l.instanceId, mountUnit: l.mountUnit, mounted: l.mounted === true });
-        else if (l.fence) record({ at: l.at, type: 'fence', host: l.instanceId, volumeIds: l.volumeIds ?? [] });
+        else if (l.fence) record({ at: l.at, type: 'fence', host: l.instanceId, volumeIds: l.volumeIds ?? [], ...(l.reason === undefined ? {} : { reason: l.reason }) });
       }
       // Newer endpoints log every mutating request with the caller and term the mutation gate sent.
       const simRequests = (world.ec2.sim as unknown as { requests?: Record<string, unknown>[] }).requests ?? [];
@@ -198,25 +202,47 @@ function ledgerState(w: World): Map<string, Map<string, boolean>> {
   return state;
 }
 
-async function waitSettled(w: World, registered: ReadonlySet<number> | number, ms: number): Promise<void> {
+/** How long a settled world must stay settled after the heal before the run ends. */
+const QUIET_MS = 3_000;
+/** Journal steps with nothing left to do, or waiting on a human (the checker judges `blocked`'s reason). */
+const RESTING_STEPS = new Set(['done', 'failed', 'blocked']);
+
+/** Why the world is not settled, or '' when it is: each service active once on a live host of its AZ, no failover under way. */
+function unsettled(w: World, registered: ReadonlySet<number> | number, journalSteps: ReadonlyMap<string, string>): string {
   const want = typeof registered === 'number' ? new Set(Array.from({ length: registered }, (_, i) => i)) : registered;
+  const state = ledgerState(w);
+  const alive = new Map(w.agents.filter((a) => !a.proc.exited && !a.proc.frozen).map((a) => [a.id, a.az]));
+  for (const i of want) {
+    const s = w.services[i];
+    if (s === undefined) continue;
+    const on = [...(state.get(s.unit) ?? new Map<string, boolean>())].filter(([h, up]) => up && alive.has(h)).map(([h]) => h);
+    if (on.length !== 1 || alive.get(on[0] as string) !== s.az) return `${s.unit} on [${on.join(', ')}]`;
+    const step = journalSteps.get(s.volumeId);
+    if (step !== undefined && !RESTING_STEPS.has(step)) return `${s.unit}: failover at step ${step}`;
+  }
+  return '';
+}
+
+async function waitSettled(w: World, registered: ReadonlySet<number> | number, journalSteps: ReadonlyMap<string, string>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
-  let why = '';
   for (;;) {
-    const state = ledgerState(w);
-    const alive = new Map(w.agents.filter((a) => !a.proc.exited && !a.proc.frozen).map((a) => [a.id, a.az]));
-    why = '';
-    for (const i of want) {
-      const s = w.services[i];
-      if (s === undefined) continue;
-      const on = [...(state.get(s.unit) ?? new Map<string, boolean>())].filter(([h, up]) => up && alive.has(h)).map(([h]) => h);
-      if (on.length !== 1 || alive.get(on[0] as string) !== s.az) {
-        why = `${s.unit} on [${on.join(', ')}]`;
-        break;
-      }
-    }
+    const why = unsettled(w, registered, journalSteps);
     if (why === '') return;
     if (Date.now() > deadline) throw new Error(`not settled after ${ms} ms: ${why}`);
+    await sleep(250);
+  }
+}
+
+/** Settled, and still settled QUIET_MS later (starting over when it is not), by `deadline` (epoch ms). */
+async function waitQuiet(w: World, registered: ReadonlySet<number>, journalSteps: ReadonlyMap<string, string>, deadline: number): Promise<void> {
+  let quietSince: number | null = null;
+  for (;;) {
+    const why = unsettled(w, registered, journalSteps);
+    const now = Date.now();
+    if (why !== '') quietSince = null;
+    else if (quietSince === null) quietSince = now;
+    else if (now - quietSince >= QUIET_MS) return;
+    if (now > deadline) throw new Error(why === '' ? 'settled, but not for long enough before the bound' : `not settled by the bound: ${why}`);
     await sleep(250);
   }
 }
