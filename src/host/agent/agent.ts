@@ -341,13 +341,18 @@ function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number,
   let verdict: string | null = null;
   let surveying = false;
 
-  /** The probes and the pure verdict, with the episode bookkeeping both questions share. */
-  const ask = async (): Promise<{ decision: FenceDecision; results: ProbeResult[]; selfRenewalAgoMs: number; started: number }> => {
-    const started = performance.now();
+  /** ms since the last good renewal; a renewal since the last question starts a new episode (memory forgotten). */
+  const episode = (): number => {
     const selfRenewalAgoMs = health()?.lastRenewalAgoMs() ?? Infinity;
-    // A renewal succeeded since the last question: a new episode.
     if (selfRenewalAgoMs < lastSelfAgoMs) memory = FRESH_FENCE_MEMORY;
     lastSelfAgoMs = selfRenewalAgoMs;
+    return selfRenewalAgoMs;
+  };
+
+  /** The probes and the pure verdict. */
+  const ask = async (): Promise<{ decision: FenceDecision; results: ProbeResult[]; selfRenewalAgoMs: number; started: number }> => {
+    const started = performance.now();
+    const selfRenewalAgoMs = episode();
     const results = await probePeers(peers(), timeoutMs);
     const decision = decideFence(results, { now: performance.now(), selfRenewalAgoMs, renewEveryMs, recoveryGraceMs }, memory);
     return { decision, results, selfRenewalAgoMs, started };
@@ -374,6 +379,7 @@ function peerFenceCheck(self: string, leaseTtlMs: number, fenceMarginMs: number,
 
     async survey(failures) {
       // Early in the episode only: later, the deadline's own questions are under way.
+      episode();
       if (surveying || failures > 2 || memory.outageForAll) return;
       surveying = true;
       try {
