@@ -4,6 +4,8 @@
  * processes) with AWS's throttling buckets scaled alike, and small readers of what the world recorded.
  */
 import { readFileSync } from 'node:fs';
+import { ControllerConfig } from '../src/config/index.js';
+import { DEFAULT_DECIDE_CONFIG } from '../src/controller/observed.js';
 import { AWS_THROTTLE_DEFAULTS } from '../src/sim/ec2/index.js';
 import type { World } from '../src/testing/world.js';
 
@@ -33,8 +35,13 @@ export const CLIENT_BUCKET = {
   describe: BUCKETS.describeFiltered,
 };
 
-/** Defaults of the controller configuration (src/config/schema.ts) that the fixture does not take from it. */
-export const CONTROLLER_DEFAULTS = { parallelism: 4, forceDetachAfterMs: 30_000, reportTimeoutMs: 120_000 } as const;
+const CONFIG_DEFAULTS = ControllerConfig.parse({});
+/** Defaults of the controller configuration (src/config/schema.ts) that the fixture does not take from it, read from it. */
+export const CONTROLLER_DEFAULTS = {
+  parallelism: CONFIG_DEFAULTS.parallelism,
+  forceDetachAfterMs: CONFIG_DEFAULTS.forceDetachAfterMs,
+  reportTimeoutMs: DEFAULT_DECIDE_CONFIG.reportTimeoutMs,
+} as const;
 
 export function throttleWorld(world: World): void {
   world.ec2.sim.setThrottle({ enabled: true, scale: 1, buckets: BUCKETS });
