@@ -28,7 +28,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ env: {}, flags: ENDPOINTS });
     expect(config.prefix).toBe('/ebs-failover/');
     expect(config.lease).toEqual({ ttlMs: 10_000, fenceMarginMs: 3_000 });
-    expect(config.controller).toEqual({ forceDetachAfterMs: 30_000, parallelism: 4, stopInstanceOnFence: false, metricsListen: '127.0.0.1:9642' });
+    expect(config.controller).toEqual({ forceDetachAfterMs: 30_000, parallelism: 16, stopInstanceOnFence: false, metricsListen: '127.0.0.1:9642' });
     expect(config.agent.leaseStateFile).toBe('/run/ebs-failover/lease');
     expect(config.agent.mode).toBe('fleet');
     expect(config.agent.labels).toEqual({});
@@ -39,13 +39,13 @@ describe('loadConfig', () => {
     const config = loadConfig({
       file,
       env: { EBS_FAILOVER_PREFIX: '/from-env/', EBS_FAILOVER_PARALLELISM: '8', EBS_FAILOVER_LABELS: 'role=db, tier=1' },
-      flags: { controller: { parallelism: 16 } },
+      flags: { controller: { parallelism: 24 } },
     });
     expect(config.etcd.endpoints).toEqual(['https://10.0.0.5:2379']); // file
     expect(config.lease.ttlMs).toBe(20_000); // file
     expect(config.lease.fenceMarginMs).toBe(3_000); // default
     expect(config.prefix).toBe('/from-env/'); // env beats file
-    expect(config.controller.parallelism).toBe(16); // flags beat env
+    expect(config.controller.parallelism).toBe(24); // flags beat env
     expect(config.agent.labels).toEqual({ role: 'db', tier: '1' });
   });
 

@@ -86,8 +86,12 @@ export const ControllerConfig = z
   .object({
     /** A dead host never finishes a graceful detach; force it after 30 s (EBS detach normally takes 1-10 s). */
     forceDetachAfterMs: Ms.default(30_000),
-    /** Failovers run concurrently up to this many, so one slow volume does not hold up the rest. */
-    parallelism: z.number().int().min(1).max(64).default(4),
+    /**
+     * Failover steps in flight at once, so one slow volume does not hold up the rest. A step waiting
+     * for the EC2 rate limiter holds its slot: at 4, an AZ-sized event queued its journal-only steps
+     * behind throttled calls (bench: 100 at once 1.27 → 1.16 × floor, leader killed 1.39 → 1.23 at 16).
+     */
+    parallelism: z.number().int().min(1).max(64).default(16),
     /** Also StopInstances a fenced host (belt and braces against a host that is partitioned but alive). */
     stopInstanceOnFence: z.boolean().default(false),
     /** Prometheus metrics; loopback by default so nothing is exposed unless asked. */
