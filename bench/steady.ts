@@ -187,6 +187,9 @@ if (RUNTIME === 'dist') {
   console.log('building dist/ (npm run build) …');
   execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 }
+// The controller runs as units/failover-controller@.service runs it: with the unit's NODE_OPTIONS.
+const unitNodeOptions = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(new URL('../units/failover-controller@.service', import.meta.url), 'utf8'))?.[1];
+if (unitNodeOptions !== undefined) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} ${unitNodeOptions}`.trim();
 const HEAP_SNAPSHOT = process.env.BENCH_HEAP_SNAPSHOT === '1';
 // The daemons inherit this environment (world.ts keeps all but EBS_FAILOVER_*): SIGUSR2 makes the controller write a snapshot.
 if (HEAP_SNAPSHOT) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2`.trim();
