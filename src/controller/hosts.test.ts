@@ -78,6 +78,27 @@ describe('HostTracker', () => {
     expect(t.pacing(NOW + 3_000)).toBeNull();
   });
 
+  // A CI run of controller-ec2-proof: once every volume of the vanished hosts had moved, each later look
+  // within their TTL started a new suspect episode (and a new grace for all), every few ms.
+  it('a handled suspect vanishing is not suspect again on later looks; hosts vanishing later are judged afresh', () => {
+    let suspects = 0;
+    const t = new HostTracker({ log: silentLogger(), hostGraceMs: 500, onSuspect: () => (suspects += 1) });
+    const all = [1, 2, 3, 4, 5, 6, 7, 8];
+    t.observe(snap(all, all.map(onHost)), NOW);
+    t.observe(snap([6, 7, 8], all.map(onHost)), NOW + 100);
+    expect(suspects).toBe(1);
+    // Their volumes moved at once (EC2 proved them dead): handled, still within one TTL of the vanishing.
+    const moved = [6, 7, 8].map(onHost);
+    for (let at = NOW + 200; at <= NOW + 900; at += 50) t.observe(snap([6, 7, 8], moved), at);
+    expect(suspects).toBe(1);
+    expect(t.pacing(NOW + 900)).toBeNull();
+    expect(t.graceUntil).toBe(NOW + 100 + 500); // the grace of the one episode, not renewed
+    // Three of the five come back, then vanish again with one more (4 of 8): a new vanishing, suspect again.
+    t.observe(snap([1, 2, 3, 6, 7, 8], moved), NOW + 3_000);
+    t.observe(snap([7, 8], [1, 2, 3, 6, 7, 8].map(onHost)), NOW + 3_100);
+    expect(suspects).toBe(2);
+  });
+
   it('forgets a host gone 10 TTLs unless a placement or journal names it', () => {
     const t = new HostTracker({ log: silentLogger(), hostGraceMs: 0 });
     t.observe(snap([1, 2, 3]), NOW);

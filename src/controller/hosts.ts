@@ -62,6 +62,12 @@ export class HostTracker {
   private readonly vanishedAt = new Map<string, number>();
   /** The hosts of a suspect mass vanishing while its failovers are paced; null: none. */
   private suspect: { hosts: Set<string>; at: number } | null = null;
+  /**
+   * Hosts of a suspect vanishing already handled (every volume moved): their vanishing is not news.
+   * Without this, a vanishing still within its TTL started a new suspect episode on the next look, and
+   * with it a new grace for every host, on every look (a CI run logged it every few ms).
+   */
+  private readonly settled = new Set<string>();
   /** Lost holders whose failovers were let start, and when. */
   private readonly admitted = new Map<string, number>();
   private reconnectPending = false;
@@ -96,6 +102,7 @@ export class HostTracker {
       this.vanishedAt.delete(instanceId);
       // Back (a new lease): whatever EC2 said of it before is history.
       this.proven.delete(instanceId);
+      this.settled.delete(instanceId);
     }
     if (this.graceFrom === null || this.reconnectPending) {
       this.graceFrom = now;
@@ -112,7 +119,7 @@ export class HostTracker {
   private noticeSuspect(snap: StoreSnapshot, now: number): void {
     const { log } = this.opts;
     const ttlMs = this.ttlMs();
-    const recent = [...this.vanishedAt].filter(([, at]) => now - at <= ttlMs).map(([id]) => id);
+    const recent = [...this.vanishedAt].filter(([id, at]) => now - at <= ttlMs && !this.settled.has(id)).map(([id]) => id);
     const threshold = Math.max(HOST_TIMING.suspectMinHosts, Math.ceil(this.known.size * HOST_TIMING.suspectShare));
     if (recent.length >= threshold) {
       if (this.suspect === null) {
@@ -133,6 +140,7 @@ export class HostTracker {
       const pending = [...snap.placements.values()].some((p) => p.instanceId !== null && suspect.hosts.has(p.instanceId) && !snap.hosts.has(p.instanceId));
       if (!pending) {
         log.info({ tookMs: now - suspect.at }, 'suspect mass vanishing handled: failovers no longer paced');
+        for (const id of suspect.hosts) this.settled.add(id);
         this.suspect = null;
       }
     }
@@ -150,6 +158,7 @@ export class HostTracker {
       this.lastSeen.delete(instanceId);
       this.vanishedAt.delete(instanceId);
       this.proven.delete(instanceId);
+      this.settled.delete(instanceId);
     }
     // An admission is kept a while (10 TTLs) so all of that host's volumes may still start.
     for (const [id, at] of this.admitted) if (now - at > HOST_TIMING.forgetHostAfterTtls * ttlMs) this.admitted.delete(id);
