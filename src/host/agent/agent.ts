@@ -154,6 +154,10 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
           return reporter.report({ volumeId, unit: service.unit, generation: last?.generation ?? view.placement(volumeId)?.generation ?? 0, phase: 'fenced', mountActive: false, unitActive: false });
         }),
       );
+      // The placements mirror may still hold what it saw before etcd went away (its watch catches up a
+      // moment later): resuming on that view restarted a unit at a generation the controller had already
+      // moved on (CI chaos seed 15: 44 ms on two hosts). Wait until it shows what etcd holds now.
+      await placementsCaughtUp(opts.etcd, ks, placements, fencedVolumes, log);
       reconciler.forgetAfterFence(fencedVolumes);
       fence = null;
       reconciler.resume();
@@ -309,6 +313,26 @@ function knownPeers(ks: Keyspace, hosts: PrefixMirror, self: string, log: Logger
     if (record && record.instanceId !== self && record.peerEndpoint !== undefined) out.push({ instanceId: record.instanceId, endpoint: record.peerEndpoint });
   }
   return out;
+}
+
+/**
+ * Resolves once the placements mirror shows, for each volume, the value etcd holds now (read after the
+ * registration that ended a fence). Retries every 100 ms, through etcd errors, until it does.
+ */
+async function placementsCaughtUp(etcd: AgentOptions['etcd'], ks: Keyspace, mirror: PrefixMirror, volumeIds: readonly string[], log: Logger): Promise<void> {
+  const started = performance.now();
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const now = await Promise.all(volumeIds.map(async (v) => [ks.placement(v), await etcd.get(ks.placement(v)).string()] as const));
+      if (now.every(([key, value]) => (mirror.get(key) ?? null) === value)) {
+        if (attempt > 0) log.info({ waitedMs: Math.round(performance.now() - started), volumeIds }, 'placements caught up after the fence');
+        return;
+      }
+    } catch (err) {
+      log.warn({ err }, 'reading placements after the fence failed; retrying');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** The self-fence's peer check: `confirm` is the registrar's confirmFence, `survey` the early look. */
