@@ -48,6 +48,8 @@ interface Run {
   /** Hosts per agent process (world.ts `hostsPerProcess`); must divide deadHosts so no spare dies with them. */
   hostsPerProcess: number;
   ec2Shows: Ec2Shows;
+  /** ms between the dead hosts' kills, in order (fairness); 0 or absent: all at the same instant. */
+  staggerMs?: number;
 }
 
 interface Outcome {
@@ -58,6 +60,44 @@ interface Outcome {
   floor: number;
   extra: Record<string, string>;
 }
+
+/**
+ * Completion order against the order the holders died in: per dead host (kill order), its volumes'
+ * completion after its own death; and of every pair of volumes whose holders died at different times,
+ * the share completed in the opposite order (an inversion). A starved host shows as a late tail.
+ */
+function fairness(victims: readonly { unit: string; volumeId: string }[], js: Map<string, FailoverJournal>, lines: ReturnType<typeof readLedger>, diedAt: Map<string, number>): string {
+  const done: { died: number; at: number; host: string }[] = [];
+  for (const v of victims) {
+    const j = js.get(v.volumeId);
+    const from = j?.fromInstanceId ?? null;
+    const died = from === null ? undefined : diedAt.get(from);
+    if (from === null || died === undefined) continue;
+    const at = lines.find((l) => l.at >= died && l.instanceId === j?.toInstanceId && l.unit === v.unit && l.active === true)?.at;
+    if (at !== undefined) done.push({ died, at, host: from });
+  }
+  let pairs = 0;
+  let inversions = 0;
+  for (const a of done) for (const b of done) {
+    if (a.died >= b.died) continue;
+    pairs += 1;
+    if (a.at > b.at) inversions += 1;
+  }
+  const first = Math.min(...done.map((d) => d.died));
+  const hosts = [...new Set(done.map((d) => d.host))].sort((x, y) => (diedAt.get(x) ?? 0) - (diedAt.get(y) ?? 0));
+  const rows = hosts.map((h) => {
+    const mine = done.filter((d) => d.host === h).map((d) => d.at - d.died).sort((x, y) => x - y);
+    return `   host killed at +${(diedAt.get(h) ?? first) - first} ms: ${mine.length} volumes active ${pct(mine, 50)} ms (p50) / ${mine.at(-1) ?? NaN} ms (last) after its death`;
+  });
+  const waits = done.map((d) => d.at - d.died).sort((x, y) => x - y);
+  FAIRNESS.push({ inversionsPct: (100 * inversions) / Math.max(1, pairs), maxWaitMs: waits.at(-1) ?? NaN });
+  return [
+    '   fairness (completion order against the order the holders died in):',
+    ...rows,
+    `   order inversions: ${inversions} of ${pairs} pairs of volumes from hosts that died at different times (${((100 * inversions) / Math.max(1, pairs)).toFixed(1)} %); each volume active at most ${waits.at(-1) ?? NaN} ms after its own host's death (p50 ${pct(waits, 50)} ms)`,
+  ].join('\n');
+}
+const FAIRNESS: { inversionsPct: number; maxWaitMs: number }[] = [];
 
 const STEPS = ['detect', 'admit', 'fence', 'detach', 'attach', 'mount', 'unit active'] as const;
 
@@ -135,9 +175,20 @@ async function scenario(run: Run): Promise<Outcome> {
     const hostWatch = await world.client.watch().prefix(world.ks.hostsPrefix()).create();
     hostWatch.on('delete', (kv) => vanished.set(kv.key.toString().slice(world.ks.hostsPrefix().length), Date.now()));
     const killAt = Date.now();
-    // Shut down: EC2 shows the instances stopping as their processes die.
-    if (run.ec2Shows === 'stopped') world.ec2.sim.stopInstances([...deadIds], true);
-    await Promise.all([...new Set(dead.map((d) => d.proc))].map((p) => p.kill()));
+    /** When each dead host was killed (all at killAt unless staggered). */
+    const diedAt = new Map<string, number>();
+    const killGroup = async (group: typeof dead): Promise<void> => {
+      // Shut down: EC2 shows the instances stopping as their processes die.
+      if (run.ec2Shows === 'stopped') world.ec2.sim.stopInstances(group.map((d) => d.id), true);
+      for (const d of group) diedAt.set(d.id, Date.now());
+      await Promise.all([...new Set(group.map((d) => d.proc))].map((p) => p.kill()));
+    };
+    if (run.staggerMs) {
+      for (const [i, d] of dead.entries()) {
+        if (i > 0) await sleep(killAt + i * run.staggerMs - Date.now());
+        await killGroup([d]);
+      }
+    } else await killGroup(dead);
     const impairedAt = new Map<string, number>();
     const impairTimers = run.ec2Shows !== 'impaired' ? [] : dead.map((d) => setTimeout(() => {
       world.ec2.sim.setStatusChecks(d.id, { system: 'impaired', instance: 'impaired' });
@@ -198,7 +249,7 @@ async function scenario(run: Run): Promise<Outcome> {
         if (a !== undefined && b !== undefined) per[k].push(b - a);
       };
       const gone = j?.fromInstanceId ? vanished.get(j.fromInstanceId) : undefined;
-      push('detect', killAt, gone);
+      push('detect', (j?.fromInstanceId ? diedAt.get(j.fromInstanceId) : undefined) ?? killAt, gone);
       push('admit', gone, detected);
       push('fence', detected, detaching);
       push('detach', detaching, attaching);
@@ -225,7 +276,8 @@ async function scenario(run: Run): Promise<Outcome> {
     console.log(`   completion   ${String(pct(completions, 50)).padStart(7)}  ${String(pct(completions, 99)).padStart(7)}  ${String(completions.at(-1) ?? NaN).padStart(7)}   (host kill → unit active on the new host)`);
     const last = completions.at(-1) ?? NaN;
     console.log(`   done ${completions.length}/${victims.length}; last ${last} ms = ${(last / floor).toFixed(2)} × floor; EC2 calls ${stats.total} (${Object.entries(stats.byAction).map(([a, c]) => `${a} ${c}`).join(', ')}); throttled ${throttled} (${((100 * throttled) / Math.max(1, stats.total)).toFixed(1)} %)`);
-    // Fairness: completion order against the order the holders died in (all at once here), and detach→attach gaps.
+    if (run.staggerMs) console.log(fairness(victims, js, lines, diedAt));
+    // Fairness: detach→attach gaps (each failover's two mutations issued close together).
     const gaps = victims.flatMap((v) => { const j = js.get(v.volumeId); const a = j?.history.find((e) => e.step === 'detaching' && e.at >= killAt)?.at; const b = j?.history.find((e) => e.step === 'attaching' && e.at >= killAt)?.at; return a !== undefined && b !== undefined ? [b - a - DETACH_MS] : []; }).sort((a, b) => a - b);
     console.log(`   detach→attach beyond the detach itself: p50 ${pct(gaps, 50)} ms, max ${gaps.at(-1) ?? NaN} ms`);
     const suspect = world.controllers.some((c) => c.proc.stderr.includes('suspect'));
@@ -258,6 +310,9 @@ const RUNS: Run[] = [
   { name: 'n100-third', deadHosts: 10, spareHosts: 20, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 5, ec2Shows: 'running' },
   { name: 'leader-killed', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2, hostsPerProcess: 5, ec2Shows: 'impaired' },
   { name: 'leader-killed-running', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'leader-killed', controllers: 2, hostsPerProcess: 5, ec2Shows: 'running' },
+  // Fairness under throttling: the same 100 volumes, the 10 hosts killed one by one 300 ms apart (EC2: stopped, so
+  // no suspect pacing reorders them): are volumes completed in the order their hosts died?
+  { name: 'n100-staggered', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 1, ec2Shows: 'stopped', staggerMs: 300 },
   { name: 'etcd-leader', deadHosts: 10, spareHosts: 10, volumesPerHost: 10, event: 'etcd-leader', controllers: 1, hostsPerProcess: 5, ec2Shows: 'running' },
   // AZ-sized: the issue's shape (half of 200 hosts die, 10 volumes each); only with BENCH_ONLY=az1000 (heavy).
   { name: 'az1000', deadHosts: 100, spareHosts: 100, volumesPerHost: 10, event: 'none', controllers: 1, hostsPerProcess: 25, ec2Shows: 'impaired' },
@@ -296,6 +351,9 @@ for (const name of ['leader-killed', 'leader-killed-running']) {
   console.log(`ratio ${name}: ${r}   ((last − election TTL) / floor; EC2 shows the dead instances ${lk.run.ec2Shows})`);
   console.log(`goal ${name} (≤ 1.1 × floor + TTL): ${lk.done === lk.n && lk.last <= 1.1 * lk.floor + ELECTION_TTL_MS ? 'met' : 'missed'}`);
 }
+const staggered = results.get('n100-staggered');
+const fair = FAIRNESS.at(-1);
+if (staggered && fair) console.log(`fairness inversions pct: ${fair.inversionsPct.toFixed(1)}   (n100-staggered: pairs of volumes completed against the order their hosts died; max ${fair.maxWaitMs} ms from a host's death to its volume active)`);
 const el = results.get('etcd-leader');
 if (el) console.log(`ratio etcd-leader: ${ratio(el)}`);
 process.exit(0);

@@ -1,4 +1,4 @@
-import { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord, decodeRecord, encodeRecord, type Keyspace } from '../keyspace/index.js';
+import { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord, RecordCache, encodeRecord, type Keyspace } from '../keyspace/index.js';
 import type { Logger } from '../log/logger.js';
 import type { z } from 'zod';
 import { TxnConflictError, type TxnCompare } from '../locks/index.js';
@@ -43,13 +43,8 @@ export interface EtcdStoreOptions {
 
 export class EtcdStore implements StorePort {
   private readonly overlay = new Map<string, { value: string | null; at: number }>();
-  /**
-   * Per mirror, each key's last decoded record and the raw value it came from: a record is decoded (and
-   * validated) once per change, not on every tick. At 10,000 services a tick decoded 30,000 records, and
-   * that garbage, every 2 s, was most of the controller's memory (bench/steady.ts). The raw string is the
-   * mirror's own (shared, not copied); a record is reused only for the very same raw value.
-   */
-  private readonly decoded = new Map<MirrorLike, Map<string, { raw: string; value: unknown }>>();
+  /** Per mirror, each key's record decoded once per change of its value (src/keyspace/record-cache.ts). */
+  private readonly decoded = new Map<MirrorLike, RecordCache<z.ZodType>>();
   /**
    * Per mirror without a trust check, the last map decodeAll returned when it came from the mirror alone
    * (no write of ours pending): returned again, not rebuilt, while every raw value is unchanged.
@@ -89,36 +84,21 @@ export class EtcdStore implements StorePort {
   }
 
   private decodeAll<S extends z.ZodType>(schema: S, mirror: MirrorLike, keyOf: (v: z.output<S>) => string, trusted?: (key: string, v: z.output<S>) => boolean): Map<string, z.output<S>> {
-    let cache = this.decoded.get(mirror);
-    if (cache === undefined) this.decoded.set(mirror, (cache = new Map()));
+    let cache = this.decoded.get(mirror) as RecordCache<S> | undefined;
+    if (cache === undefined) this.decoded.set(mirror, (cache = new RecordCache(schema, this.opts.log)));
     const view = this.view(mirror);
     const own = view === mirror.entries();
     // Nothing changed since the last look: the same map again (no per-tick copy of 10,000 entries). A
     // report's trust depends on other keys' leases, so a mirror with a trust check is always rebuilt.
     const last = this.lastOut.get(mirror);
-    if (own && trusted === undefined && last !== undefined && cache.size === view.size) {
-      let same = true;
-      for (const [key, raw] of view) {
-        if (cache.get(key)?.raw !== raw) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return last as Map<string, z.output<S>>;
-    }
+    if (own && trusted === undefined && last !== undefined && cache.matches(view)) return last as Map<string, z.output<S>>;
     const out = new Map<string, z.output<S>>();
     for (const [key, raw] of view) {
-      const hit = cache.get(key);
-      let value: z.output<S> | undefined;
-      if (hit !== undefined && hit.raw === raw) value = hit.value as z.output<S> | undefined;
-      else {
-        value = decodeRecord(schema, key, raw, this.opts.log);
-        cache.set(key, { raw, value });
-      }
+      const value = cache.decode(key, raw);
       // Trust is looked at every time: it depends on other keys (a report's host lease).
       if (value !== undefined && (trusted === undefined || trusted(key, value))) out.set(keyOf(value), value);
     }
-    if (cache.size > view.size) for (const key of cache.keys()) if (!view.has(key)) cache.delete(key);
+    cache.prune(view);
     if (own && trusted === undefined) this.lastOut.set(mirror, out);
     else this.lastOut.delete(mirror);
     return out;

@@ -7,4 +7,8 @@ export class FakeMirror extends EventEmitter implements MirrorLike {
   entries(): Map<string, string> {
     return this.map;
   }
+
+  get(key: string): string | undefined {
+    return this.map.get(key);
+  }
 }

@@ -17,7 +17,7 @@ import type { VolumeOps } from './ports.js';
 import { Reconciler } from './reconciler.js';
 import { Reporter } from './reporter.js';
 import { isUp, systemdServiceName } from './unit-state.js';
-import { decodeServices, mirrorView } from './view.js';
+import { MirrorView } from './view.js';
 
 /**
  * 2 s per metadata removal while fenced: fleet usually shares etcd's fate, and the removal is retried on
@@ -109,7 +109,9 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   const placements = new PrefixMirror(opts.etcd, ks.placementsPrefix(), log);
   const services = new PrefixMirror(opts.etcd, ks.servicesPrefix(), log);
   const reporter = new Reporter(registrar, ks, opts.instanceId, log);
-  const view = mirrorView(ks, placements, services, log);
+  // Set once the agent has started; until then the final kickAll covers every change.
+  let onServices: (volumes: string[] | 'all') => void = () => undefined;
+  const view = new MirrorView(ks, placements, services, log, (volumes) => onServices(volumes));
   const reconciler = new Reconciler(
     { instanceId: opts.instanceId, mode: opts.mode, systemd, service: new ServiceControl(systemd, opts.mode), volumes, metadata, reporter, timeouts, log },
     view,
@@ -126,7 +128,7 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
     const startedAt = Date.now();
     reconciler.pause('host fenced');
     // Every service in etcd, plus any held here whose record is gone (removed while its unit ran).
-    const known = decodeServices(ks, services, log);
+    const known = view.allServices();
     const all = [...known, ...reconciler.heldServices().filter((h) => !known.some((k) => k.volumeId === h.volumeId))];
     const held = new Set(reconciler.heldVolumeIds());
     const verdict = peerCheck.lastVerdict();
@@ -183,18 +185,21 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   await Promise.all([placements.start(), services.start(), hosts.start()]);
   const definedUnits = new Set<string>();
   const defineUnits = (): void => {
-    if (opened.memory) defineMemoryUnits(opened.memory, decodeServices(ks, services, log), definedUnits);
+    if (opened.memory) defineMemoryUnits(opened.memory, view.allServices(), definedUnits);
   };
   defineUnits();
-  await adopt(opts.etcd, ks, opts.instanceId, systemd, decodeServices(ks, services, log), reconciler, log);
+  await adopt(opts.etcd, ks, opts.instanceId, systemd, view.allServices(), reconciler, log);
   placements.on('change', (change) => {
     if (change === 'reset') reconciler.kickAll();
     else for (const key of change) reconciler.kick(ks.tail(key, ks.placementsPrefix()));
   });
-  services.on('change', () => {
+  // Only the volumes whose service record changed: a kick of every volume on every change was quadratic
+  // in a bulk registration (bench/failover.ts az1000).
+  onServices = (volumes) => {
     defineUnits();
-    reconciler.kickAll();
-  });
+    if (volumes === 'all') reconciler.kickAll();
+    else for (const volumeId of volumes) reconciler.kick(volumeId);
+  };
   started = true;
   reconciler.kickAll();
   log.info({ mode: opts.mode, metadata: metadata.kind }, 'agent started');
@@ -274,7 +279,7 @@ async function adopt(
   ks: Keyspace,
   instanceId: string,
   systemd: SystemdPort,
-  services: ServiceRecord[],
+  services: readonly ServiceRecord[],
   reconciler: Reconciler,
   log: Logger,
 ): Promise<void> {
