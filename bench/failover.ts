@@ -159,8 +159,10 @@ async function scenario(run: Run): Promise<Outcome> {
     // Spares stopped in EC2 while the services are placed, so every volume starts on a host that will die.
     world.ec2.sim.stopInstances(spares.map((s) => s.id), true);
     await sleep(500);
+    const placing = Date.now();
     for (let i = 0; i < n; i += 1) await world.registerService(i);
     await until(`${n} units active`, 300_000, () => activeUnits(readLedger(world)).size === n, 500);
+    console.error(`[${run.name}] world of ${hostsCount} hosts ready; ${n} services registered and active in ${Date.now() - placing} ms`);
     for (const s of spares) world.ec2.sim.startInstance(s.id);
     // The controller refreshes instances every 5 s; the mutating bucket refills meanwhile.
     await sleep(Math.max(7_000, (BUCKETS.mutating.burst / BUCKETS.mutating.perSecond) * 1000 + 1_000));

@@ -382,7 +382,6 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     agents.push(member);
   }
 
-  for (const group of groups) spawnGroup(group);
 
   const controllers: Member[] = [];
   for (let index = 0; index < opts.controllers; index += 1) {
@@ -456,7 +455,8 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      await Promise.all([...new Set([...agents, ...controllers].map((m) => m.proc))].map((p) => p.stop()));
+      // A group not spawned yet (its start failed before it) has no process.
+      await Promise.all([...new Set([...agents, ...controllers].map((m) => m.proc))].filter((p) => p !== undefined).map((p) => p.stop()));
       client.close();
       await Promise.all(proxies.map((p) => p.close()));
       await fleet?.close();
@@ -467,6 +467,9 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   };
   try {
     for (let i = 0; i < opts.registered; i += 1) await registerService(i);
+    // Groups one after another: 8 processes of 25 hosts each compiling and registering at once kept a
+    // 2-core machine so busy that keep-alives missed their bounds and no group got ready (az1000).
+    for (const group of groups) await spawnGroup(group).ready();
     const whenReady = (m: Member): Promise<void> => firstReady.get(m)?.() ?? m.proc.ready();
     // Agents first (a controller that starts before any host registers would see an empty cluster),
     // then the controllers.

@@ -184,10 +184,10 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   await registerUntilUp(registrar, log, opts.signal);
   await Promise.all([placements.start(), services.start(), hosts.start()]);
   const definedUnits = new Set<string>();
-  const defineUnits = (): void => {
-    if (opened.memory) defineMemoryUnits(opened.memory, view.allServices(), definedUnits);
+  const defineUnits = (services: readonly ServiceRecord[]): void => {
+    if (opened.memory) defineMemoryUnits(opened.memory, services, definedUnits);
   };
-  defineUnits();
+  defineUnits(view.allServices());
   await adopt(opts.etcd, ks, opts.instanceId, systemd, view.allServices(), reconciler, log);
   placements.on('change', (change) => {
     if (change === 'reset') reconciler.kickAll();
@@ -196,9 +196,13 @@ export async function startAgent(opts: AgentOptions & AgentExtras): Promise<Agen
   // Only the volumes whose service record changed: a kick of every volume on every change was quadratic
   // in a bulk registration (bench/failover.ts az1000).
   onServices = (volumes) => {
-    defineUnits();
-    if (volumes === 'all') reconciler.kickAll();
-    else for (const volumeId of volumes) reconciler.kick(volumeId);
+    if (volumes === 'all') {
+      defineUnits(view.allServices());
+      reconciler.kickAll();
+      return;
+    }
+    defineUnits(volumes.flatMap((volumeId) => view.servicesOf(volumeId)));
+    for (const volumeId of volumes) reconciler.kick(volumeId);
   };
   started = true;
   reconciler.kickAll();

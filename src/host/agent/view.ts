@@ -19,8 +19,13 @@ export interface ViewMirror {
 export class MirrorView implements DesiredView {
   private readonly placementRecords: RecordCache<typeof Placement>;
   private readonly serviceRecords: RecordCache<typeof ServiceRecord>;
-  /** Built from the mirror on first use after a change; null: stale. */
-  private index: { byVolume: Map<string, ServiceRecord>; consistent: ServiceRecord[] } | null = null;
+  /**
+   * The service records by volume (each volume's records by key, in the order they arrived) and, by key,
+   * those stored under their own unit's key. Updated per changed key, never rebuilt on a change: a
+   * rebuild per change was quadratic again in a bulk registration.
+   */
+  private readonly byVolume = new Map<string, Map<string, ServiceRecord>>();
+  private readonly consistent = new Map<string, ServiceRecord>();
 
   constructor(
     private readonly ks: Keyspace,
@@ -32,6 +37,7 @@ export class MirrorView implements DesiredView {
   ) {
     this.placementRecords = new RecordCache(Placement, log);
     this.serviceRecords = new RecordCache(ServiceRecord, log);
+    this.rebuild();
     // Subscribed here, before anyone else reads the view on the same change: the index is never stale.
     services.on('change', (change) => onServicesChanged(this.servicesChanged(change)));
   }
@@ -47,7 +53,13 @@ export class MirrorView implements DesiredView {
       const record = this.serviceRecords.decode(key, this.services.get(key));
       if (record?.volumeId === volumeId) return record;
     }
-    return this.built().byVolume.get(volumeId);
+    // First of the volume's records (two services naming one volume is a misconfiguration).
+    return this.byVolume.get(volumeId)?.values().next().value;
+  }
+
+  /** Every service record naming the volume. */
+  servicesOf(volumeId: string): ServiceRecord[] {
+    return [...(this.byVolume.get(volumeId)?.values() ?? [])];
   }
 
   volumeIds(): string[] {
@@ -55,43 +67,60 @@ export class MirrorView implements DesiredView {
     const placed = this.placements.entries();
     for (const key of placed.keys()) ids.add(this.ks.tail(key, this.ks.placementsPrefix()));
     this.placementRecords.prune(placed);
-    for (const volumeId of this.built().byVolume.keys()) ids.add(volumeId);
+    for (const volumeId of this.byVolume.keys()) ids.add(volumeId);
     return [...ids];
   }
 
   /** Every service record stored under its own unit's key. */
-  allServices(): readonly ServiceRecord[] {
-    return this.built().consistent;
+  allServices(): ServiceRecord[] {
+    return [...this.consistent.values()];
   }
 
   /** The volumes whose service record appeared, changed or went away (the old and the new volume of a changed key). */
   private servicesChanged(change: MirrorChange): string[] | 'all' {
-    this.index = null;
-    if (change === 'reset') return 'all';
+    if (change === 'reset') {
+      this.rebuild();
+      return 'all';
+    }
     const volumes = new Set<string>();
     for (const key of change) {
       const before = this.serviceRecords.previous(key);
       const now = this.serviceRecords.decode(key, this.services.get(key));
-      if (before) volumes.add(before.volumeId);
-      if (now) volumes.add(now.volumeId);
+      if (before === now) continue;
+      if (before) {
+        volumes.add(before.volumeId);
+        this.unindex(key, before);
+      }
+      if (now) {
+        volumes.add(now.volumeId);
+        this.index(key, now);
+      }
     }
     return [...volumes];
   }
 
-  private built(): { byVolume: Map<string, ServiceRecord>; consistent: ServiceRecord[] } {
-    if (this.index !== null) return this.index;
-    const byVolume = new Map<string, ServiceRecord>();
-    const consistent: ServiceRecord[] = [];
+  private index(key: string, record: ServiceRecord): void {
+    let mine = this.byVolume.get(record.volumeId);
+    if (mine === undefined) this.byVolume.set(record.volumeId, (mine = new Map()));
+    mine.set(key, record);
+    if (key === this.ks.service(record.unit)) this.consistent.set(key, record);
+  }
+
+  private unindex(key: string, record: ServiceRecord): void {
+    const mine = this.byVolume.get(record.volumeId);
+    mine?.delete(key);
+    if (mine?.size === 0) this.byVolume.delete(record.volumeId);
+    this.consistent.delete(key);
+  }
+
+  private rebuild(): void {
+    this.byVolume.clear();
+    this.consistent.clear();
     const entries = this.services.entries();
     for (const [key, raw] of entries) {
       const record = this.serviceRecords.decode(key, raw);
-      if (!record) continue;
-      // First in mirror order, as a search over the records found it.
-      if (!byVolume.has(record.volumeId)) byVolume.set(record.volumeId, record);
-      if (key === this.ks.service(record.unit)) consistent.push(record);
+      if (record) this.index(key, record);
     }
     this.serviceRecords.prune(entries);
-    this.index = { byVolume, consistent };
-    return this.index;
   }
 }
