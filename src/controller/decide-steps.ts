@@ -160,6 +160,14 @@ function decideDetaching(o: Observed, j: FailoverJournal, service: ServiceRecord
       return wait(o, j.volumeId, `detach from ${from} is busy`);
     case 'detaching':
       if ((mayForce || sourceReleased) && overdue) {
+        // A forced detach already sent to this holder gets the bound too before the next: re-forcing on
+        // every tick spent the account's mutating budget, and with EC2 restarting the detach each time,
+        // six volumes of a 1,000-volume event never finished detaching (bench/failover.ts az1000).
+        const forcedAt = j.intent?.action === 'detach' && j.intent.force && j.intent.instanceId === from ? j.intent.at : null;
+        if (forcedAt !== null && o.now - forcedAt < o.config.forceDetachAfterMs) {
+          const left = o.config.forceDetachAfterMs - (o.now - forcedAt);
+          return wait(o, j.volumeId, `forced detach from ${from} sent ${o.now - forcedAt} ms ago: ${left} ms more before forcing again`, Math.min(o.config.pollMs, left));
+        }
         const allows = mayForce ? '' : ` (${from} released it: nothing there uses the device)`;
         return { kind: 'detach', volumeId: j.volumeId, instanceId: from, force: true, reason: `stuck detaching from ${from} for ${elapsed} ms: forcing${allows}` };
       }
