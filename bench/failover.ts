@@ -3,10 +3,10 @@
  * A world from src/testing/world.ts: a 3-member etcd, the EC2 endpoint over HTTP (AWS-like attach ≈ 5 s
  * and forced detach ≈ 10 s, AWS's throttling buckets, all scaled by SCALE), real agent processes
  * (in-memory systemd) and real controller processes with the configuration's defaults (lease TTL,
- * election TTL, fence margin scaled by SCALE; parallelism 4, the default, no tuning flags).
+ * election TTL, fence margin scaled by SCALE; parallelism 16, the default, no tuning flags).
  *
  *   npm run bench:failover                      # one, 10, 100 simultaneous, leader killed, etcd leader change
- *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, n100-stopped, n100-running, n100-third,
+ *   BENCH_ONLY=one,n100 npm run bench:failover  # a subset (one, n10, n100, n100-stopped, n100-running, n100-third, n100-staggered,
  *                                               # leader-killed, leader-killed-running, etcd-leader, az1000)
  *
  * What EC2 shows of the dead hosts (each run says, and prints it): `impaired` (an AZ or hardware outage:
