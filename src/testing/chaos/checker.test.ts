@@ -288,6 +288,25 @@ describe('chaos checker', () => {
     expect(r.violations.filter((v) => v.invariant === 7)).toEqual([]);
   });
 
+  it('7: a host the schedule restarted in the window moves its volumes because it died, not because of the outage (chaos seed 116)', () => {
+    const outage = [
+      { at: at(11_000), type: 'fault', phase: 'inject', id: 9, kind: 'kill-all', of: 'etcd-outage', targets: ['etcd'], effect: 'etcd-outage', detail: { mode: 'kill', quietAfterMs: 5_000 } },
+      { at: at(13_000), type: 'fault', phase: 'heal', id: 9, kind: 'kill-all', of: 'etcd-outage', targets: ['etcd'], effect: 'etcd-outage', detail: { mode: 'kill', quietAfterMs: 5_000 } },
+    ] as HistoryEvent[];
+    const move = [
+      { at: at(17_100), type: 'ec2-change', volumeId: VOL, instanceId: H2, state: 'detaching', forced: true },
+      { at: at(17_200), type: 'ec2-change', volumeId: VOL, instanceId: H2, state: 'detached', forced: true },
+    ] as HistoryEvent[];
+    const restartOf = (host: string): HistoryEvent[] => [
+      { at: at(17_000), type: 'fault', phase: 'inject', id: 10, kind: 'restart', of: 'proc-restart', targets: [host], effect: 'dead' },
+      { at: at(17_050), type: 'fault', phase: 'heal', id: 10, kind: 'restart', of: 'proc-restart', targets: [host], effect: 'dead' },
+    ];
+    // The holder (H2, active since the base's failover) restarted: its volume's move is that death's.
+    expect(run([...base(), ...outage, ...restartOf(H2), ...move]).violations.filter((v) => v.invariant === 7)).toEqual([]);
+    // Another host restarted: the move is still the outage's doing.
+    expect(run([...base(), ...outage, ...restartOf(H1), ...move]).violations.map((v) => v.invariant)).toContain(7);
+  });
+
   it('8: a service down past the bound while a healthy host of its AZ could take it', () => {
     const events = base().filter((e) => !(e.at > at(7_000) && e.at < at(9_000)) || e.type === 'fault').map((e) => (e.type === 'phase' && e.name === 'end' ? { ...e, at: at(45_000) } : e));
     events.push(
