@@ -12,7 +12,7 @@
  * - EC2 shows a volume attached to an instance while its attachment is `attached` or `busy`.
  */
 import type {
-  Ec2ChangeEvent, Ec2RequestEvent, Ec2SimRequestEvent, ElectionEvent, FaultEvent, HistoryEvent, JournalEvent, OperatorEvent, PhaseEvent, PlacementEvent, RequestEvent, UnitEvent, WorldEvent,
+  Ec2ChangeEvent, Ec2RequestEvent, Ec2SimRequestEvent, ElectionEvent, FaultEvent, HistoryEvent, JournalEvent, OperatorEvent, PhaseEvent, RequestEvent, UnitEvent, WorldEvent,
 } from './history.js';
 
 export const INVARIANTS = {
@@ -424,22 +424,14 @@ function registeredAt(tl: Timeline, unit: string, t: number): boolean {
   return present;
 }
 
-function placementAt(tl: Timeline, volumeId: string, t: number): PlacementEvent | undefined {
-  let p: PlacementEvent | undefined;
-  for (const e of tl.of('placement')) {
+/** A volume's last event among `events` (time-ordered) at or before `t`: its placement or journal as it stood then. */
+function lastAt<E extends { at: number; volumeId: string }>(events: readonly E[], volumeId: string, t: number): E | undefined {
+  let last: E | undefined;
+  for (const e of events) {
     if (e.at > t) break;
-    if (e.volumeId === volumeId) p = e;
+    if (e.volumeId === volumeId) last = e;
   }
-  return p;
-}
-
-function journalAt(tl: Timeline, volumeId: string, t: number): JournalEvent | undefined {
-  let j: JournalEvent | undefined;
-  for (const e of tl.of('journal')) {
-    if (e.at > t) break;
-    if (e.volumeId === volumeId) j = e;
-  }
-  return j;
+  return last;
 }
 
 /** 4. After the heal, every registered service is active on a live host of its AZ within the bound. */
@@ -454,7 +446,7 @@ export function checkRecovery(tl: Timeline): { violations: Violation[]; notCheck
       const on = runningOn(tl, s.unit, t);
       const good = on.filter((h) => live.includes(h));
       if (on.length === 1 && good.length === 1) continue;
-      const j = journalAt(tl, s.volumeId, t);
+      const j = lastAt(tl.of('journal'), s.volumeId, t);
       if (on.length === 0 && j?.step === 'blocked' && live.length === 0) continue; // blocked for a true reason
       const why = on.length === 0
         ? `${s.unit} active nowhere${j ? ` (journal ${j.kind} ${j.step}${j.blockedReason ? `: ${j.blockedReason}` : ''}${j.error ? `: ${j.error}` : ''})` : ''}; live hosts in ${s.az}: ${live.join(', ') || 'none'}`
@@ -538,7 +530,7 @@ export function checkOutage(tl: Timeline): Violation[] {
     // Work begun before the outage may finish during it.
     const busy = new Set<string>();
     for (const s of tl.world.services) {
-      const j = journalAt(tl, s.volumeId, w.from);
+      const j = lastAt(tl.of('journal'), s.volumeId, w.from);
       if (j && !TERMINAL_STEPS.has(j.step)) busy.add(s.volumeId);
     }
     for (const c of tl.of('ec2-change')) if (c.at >= w.from - OUTAGE_LEAD_MS && c.at < w.from) busy.add(c.volumeId);
@@ -563,7 +555,7 @@ export function checkOutage(tl: Timeline): Violation[] {
       for (const host of f.inject.targets) {
         for (const s of tl.world.services) {
           // Held there just before it (the intervals are cut at the death itself).
-          const placedThere = placementAt(tl, s.volumeId, f.inject.at)?.instanceId === host;
+          const placedThere = lastAt(tl.of('placement'), s.volumeId, f.inject.at)?.instanceId === host;
           if (placedThere || within(tl.unitIntervals(s.unit).get(host) ?? [], f.inject.at - 1)) movedFrom.set(s.volumeId, Math.min(movedFrom.get(s.volumeId) ?? Infinity, f.inject.at));
         }
       }
