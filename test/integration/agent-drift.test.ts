@@ -8,6 +8,8 @@
  *     reports `active` for the same generation; the ledger shows the restart.
  * (b) the volume is detached behind the agent's back → `drift` (device-missing), unit and mount stop
  *     (the disk is gone), `waiting-device`; once re-attached under a new generation → `active` again.
+ * (c) the same while etcd does not answer (SIGSTOP): the unit and mount stop all the same, before the drift
+ *     report can be written (chaos seed 119: the stop waited 6.3 s behind a report to a black-holed member).
  */
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -142,5 +144,31 @@ describe('agent re-verification (real agent process, etcd, EC2 endpoint)', () =>
     await waitReport('active (generation 2)', drift, (r) => r.phase === 'active' && r.generation === 2);
     await until(() => ledgerStates(detachedAt).unit.at(-1) === true && ledgerStates(detachedAt).mount.at(-1) === true, WAIT_MS, 'ledger: mounted and running again');
     console.log(`forced detach → drift reported → re-attached → active: ${Date.now() - detachedAt} ms`);
+  });
+
+  it('(c) etcd does not answer: the unit on a disk detached behind its back stops all the same (chaos seed 119)', async () => {
+    const from = reports.length;
+    world.etcd.kill('SIGSTOP');
+    let stoppedAfterMs: number;
+    try {
+      const detachedAt = Date.now();
+      world.ec2.sim.detachVolume({ volumeId: service().volumeId, instanceId: host.instanceId, force: true });
+      // No etcd write can land now; the agent must not wait for its drift report before stopping.
+      await until(() => {
+        const l = ledgerStates(detachedAt);
+        return l.unit.at(-1) === false && l.mount.at(-1) === false;
+      }, WAIT_MS, 'ledger: unit and mount stopped while etcd is stopped');
+      stoppedAfterMs = Date.now() - detachedAt;
+      expect(findReport(from, () => true)).toBe(-1); // nothing reached etcd meanwhile
+    } finally {
+      world.etcd.kill('SIGCONT');
+    }
+    // etcd back: the agent reports where it stands (its lease may have expired meanwhile, and the
+    // re-sent report is then its latest, waiting-device), and takes the volume again once re-attached.
+    await waitReport('drift or waiting-device after etcd is back', from, (r) => r.generation === 2 && (r.phase === 'drift' || r.phase === 'waiting-device'));
+    await attach();
+    await place(3);
+    await waitReport('active (generation 3)', from, (r) => r.phase === 'active' && r.generation === 3);
+    console.log(`forced detach while etcd is stopped → unit and mount stopped: ${stoppedAfterMs} ms`);
   });
 });
