@@ -382,7 +382,6 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     agents.push(member);
   }
 
-
   const controllers: Member[] = [];
   for (let index = 0; index < opts.controllers; index += 1) {
     const candidateId = opts.controllerIds?.[index] ?? `ctl-${index + 1}`;

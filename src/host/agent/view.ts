@@ -12,7 +12,7 @@ export interface ViewMirror {
 
 /**
  * The agent's reading of the placements/ and services/ mirrors. Records are decoded once per change of
- * their value, and the services are indexed by volume once per change of the mirror: with 1,000 services
+ * their value, and the by-volume index of services is updated per changed key: with 1,000 services
  * registered one by one, every change used to decode every record several times over on every host
  * (bench/failover.ts az1000 never got its 200 hosts through the registration).
  */
@@ -48,13 +48,10 @@ export class MirrorView implements DesiredView {
   }
 
   service(volumeId: string, unit?: string): ServiceRecord | undefined {
-    if (unit !== undefined) {
-      const key = this.ks.service(unit);
-      const record = this.serviceRecords.decode(key, this.services.get(key));
-      if (record?.volumeId === volumeId) return record;
-    }
-    // First of the volume's records (two services naming one volume is a misconfiguration).
-    return this.byVolume.get(volumeId)?.values().next().value;
+    const mine = this.byVolume.get(volumeId);
+    // The record under the unit's own key if it names this volume, else the first of the volume's records
+    // (two services naming one volume is a misconfiguration).
+    return (unit === undefined ? undefined : mine?.get(this.ks.service(unit))) ?? mine?.values().next().value;
   }
 
   /** Every service record naming the volume. */
