@@ -68,8 +68,8 @@ function simPort(sim: Ec2Sim, throttled: { count: number }): Ec2Port {
       return i ? [{ instanceId: id, az: i.az, state: 'running', privateIp: null, devices, tags: {} }] : [];
     })),
     findInstances: unused,
-    attachVolume: async (volumeId, instanceId, device) => void (await admit('mutating'), sim.attachVolume(volumeId, instanceId, device)),
-    detachVolume: async (volumeId, instanceId, force) => void (await admit('mutating'), sim.detachVolume({ volumeId, instanceId, force })),
+    attachVolume: async (volumeId, instanceId, device, o) => void (await admit('mutating'), await o?.beforeSend?.(), sim.attachVolume(volumeId, instanceId, device)),
+    detachVolume: async (volumeId, instanceId, force, o) => void (await admit('mutating'), await o?.beforeSend?.(), sim.detachVolume({ volumeId, instanceId, force })),
     waitAttached: unused, waitAvailable: unused, detachAndWait: unused,
     stopInstance: async () => undefined,
     createSnapshot: unused, listSnapshots: unused, deleteSnapshot: unused, tagResources: unused, untagResources: unused,

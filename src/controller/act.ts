@@ -174,13 +174,14 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       await deps.store.write({ journal: d.journal, events: [eventOf(d, d.journal, unit, now)] });
       return d.journal;
     case 'detach':
-    case 'attach':
-      await recordIntent(deps, d.volumeId, d.kind === 'detach'
+    case 'attach': {
+      // Journalled once the call holds its rate-limit token, right before it is sent (MutatingOpts.beforeSend).
+      const beforeSend = (): Promise<void> => recordIntent(deps, d.volumeId, d.kind === 'detach'
         ? { action: 'detach', instanceId: d.instanceId, force: d.force, device: null }
         : { action: 'attach', instanceId: d.instanceId, force: false, device: d.device });
       try {
-        if (d.kind === 'detach') await deps.ec2.detachVolume(d.volumeId, d.instanceId, d.force, { signal: deps.signal });
-        else await deps.ec2.attachVolume(d.volumeId, d.instanceId, d.device, { signal: deps.signal });
+        if (d.kind === 'detach') await deps.ec2.detachVolume(d.volumeId, d.instanceId, d.force, { signal: deps.signal, beforeSend });
+        else await deps.ec2.attachVolume(d.volumeId, d.instanceId, d.device, { signal: deps.signal, beforeSend });
       } catch (err) {
         if (d.kind === 'attach' && isDeviceInUse(err)) throw new DeviceTakenError(d.volumeId, d.instanceId, d.device, { cause: err });
         if (d.kind === 'attach' && isIncorrectInstanceState(err)) throw new TargetNotRunningError(d.volumeId, d.instanceId, { cause: err });
@@ -191,6 +192,7 @@ export async function act(deps: ActDeps, d: Decision, unit: string | undefined):
       }
       await deps.store.write({ events: [eventOf(d, null, unit, now)] });
       return null;
+    }
     case 'noteRestore':
       log.warn({ reason: d.reason }, 'auto-restore');
       await deps.store.write({ journal: d.journal, events: [{ at: now, volumeId: d.volumeId, unit, step: 'auto-restore', message: d.reason, instanceId: null }] });

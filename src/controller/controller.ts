@@ -1,9 +1,12 @@
 import { EC2_TIMING, withGuard, type MutationGuard } from '../ec2/index.js';
 import { keyspace } from '../keyspace/index.js';
-import { PrefixMirror, acquireVolumeLock, campaign, type Leadership } from '../locks/index.js';
+import { NotLeaderError, PrefixMirror, acquireVolumeLock, campaign, type Leadership } from '../locks/index.js';
 import { silentLogger } from '../log/logger.js';
 import { EtcdStore, volumeLocks } from './etcd-store.js';
+import { HostTracker } from './hosts.js';
 import { FailoverLoop } from './loop.js';
+import { readVolumesInFlight } from './in-flight.js';
+import { StandbyLiveness } from './standby-liveness.js';
 import { ControllerMetrics, serveMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG, isActiveJournal } from './observed.js';
 import { DEFAULT_AUTO_RESTORE } from './auto-restore.js';
@@ -14,18 +17,26 @@ const DEFAULT_ELECTION_TTL_MS = 10_000;
 
 /**
  * The EC2 gate's view of one term: every mutating call checks `assertLeading()` (monotonic deadline)
- * as its last step, never outlives the step-down deadline, and none starts before `quietMs` after the
- * election, the longest a deposed predecessor's call can still be in flight: each of its calls was cut
- * at ITS deadline (≤ its lease's expiry ≤ our election), so this is margin for requests already on the
- * wire or being processed by EC2 when they were cut, and for clock-rate differences.
+ * as its last step, never outlives the step-down deadline, and none that could race a deposed
+ * predecessor's call starts before `quietMs` after the election, the longest such a call can still be
+ * in flight: each was cut at ITS deadline (≤ its lease's expiry ≤ our election), so this is margin for
+ * requests already on the wire or being processed by EC2 when they were cut, and for clock-rate
+ * differences. Which calls could race one: those naming a volume in `inFlight` (a running failover
+ * whose journal records another term's call, in-flight.ts) and those naming no volume
+ * (StopInstances, CreateVolume); every call when `inFlight` is null (not known).
  */
-export function leaderGuard(leadership: Pick<Leadership, 'candidateId' | 'revision' | 'assertLeading' | 'leaseRemainingMs' | 'electedAtMono'>, quietMs: number): MutationGuard {
+export function leaderGuard(
+  leadership: Pick<Leadership, 'candidateId' | 'revision' | 'assertLeading' | 'leaseRemainingMs' | 'electedAtMono'>,
+  quietMs: number,
+  inFlight: ReadonlyMap<string, unknown> | null = null,
+): MutationGuard {
   return {
     caller: leadership.candidateId,
     term: leadership.revision,
     assert: () => leadership.assertLeading(),
     remainingMs: () => leadership.leaseRemainingMs(),
     notBeforeMono: leadership.electedAtMono + quietMs,
+    quietApplies: (ids) => inFlight === null || ids.volumeId === undefined || inFlight.has(ids.volumeId),
   };
 }
 
@@ -84,8 +95,18 @@ export async function runController(opts: ControllerOptions): Promise<Controller
   };
   if (opts.autoRestore?.enabled) log.warn({ autoRestore: opts.autoRestore }, 'controller.autoRestore is on: a service whose whole AZ is gone is restored from a snapshot (data loss: writes after the snapshot)');
   let terms = 0;
+  // One liveness bookkeeping for the process, looking while standing by too (hosts.ts says why). The
+  // standby's store only reads: its writer refuses, as a standby must never write.
+  const hosts = new HostTracker({ log, hostGraceMs: opts.hostGraceMs, onSuspect: () => metrics.suspectVanishing() });
+  const readOnly = new EtcdStore({
+    ks, mirrors, log, now,
+    leadership: { txnGuarded: () => Promise.reject(new NotLeaderError(opts.candidateId, '(standing by)', 'a standby does not write')) },
+    listKeys: () => Promise.resolve([]),
+  });
+  let standby: StandbyLiveness | null = null;
   try {
     await Promise.all(Object.values(mirrors).map((m) => m.start()));
+    standby = new StandbyLiveness(hosts, readOnly, now, log);
     while (!opts.signal.aborted) {
       let leadership: Leadership | null;
       try {
@@ -106,18 +127,19 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       terms += 1;
       metrics.setLeader(true);
       const quietMs = opts.mutationQuietMs ?? Math.min(leadership.ttlMs, EC2_TIMING.mutationMaxMs);
-      log.info({ candidateId: opts.candidateId, term: terms, revision: leadership.revision, quietMs }, 'elected: running the failover loop');
+      const inFlight = await readVolumesInFlight(opts.etcd, ks, leadership.revision, log);
+      log.info({ candidateId: opts.candidateId, term: terms, revision: leadership.revision, quietMs, quietFor: inFlight === null ? 'every call' : `calls naming no volume, and ${inFlight.size} volume(s) with a previous term's call in flight` }, 'elected: running the failover loop');
       // One gated EC2 port per term: no mutation of this term can skip the leadership check.
-      const ec2 = withGuard(opts.ec2, leaderGuard(leadership, quietMs));
+      const ec2 = withGuard(opts.ec2, leaderGuard(leadership, quietMs, inFlight));
       const store = new EtcdStore({
         ks, leadership, mirrors, log, now,
         listKeys: (prefix) => opts.etcd.getAll().prefix(prefix).sort('Key', 'Ascend').keys(),
       });
       // What a previous term was about to send (journalled before each call): for the operator's record.
+      for (const [volumeId, intent] of inFlight ?? []) {
+        log.warn({ volumeId, intent, quietMs }, "a previous term's EC2 call may still be in flight: no mutation of this volume before the quiet period ends");
+      }
       for (const j of store.snapshot().journals.values()) {
-        if (isActiveJournal(j) && j.intent !== null && j.intent.term !== leadership.revision) {
-          log.warn({ volumeId: j.volumeId, intent: j.intent, quietMs }, "a previous term's EC2 call may still be in flight: no mutation before the quiet period ends");
-        }
         const restore = isActiveJournal(j) ? j.autoRestore?.restore : undefined;
         if (restore && restore.newVolumeId === null) {
           log.warn({ volumeId: j.volumeId, restore, quietMs }, "a previous term's auto-restore CreateVolume may have been sent: its volume is looked up by restore id after the quiet period, never created twice");
@@ -135,15 +157,21 @@ export async function runController(opts: ControllerOptions): Promise<Controller
           autoRestore: { ...DEFAULT_AUTO_RESTORE, ...opts.autoRestore, snapshotMaxAgeMs: opts.autoRestore?.snapshotMaxAgeMs ?? null },
           ...opts.decide,
         },
-        hostGraceMs: opts.hostGraceMs,
+        hosts,
         onPersisted: opts.onPersisted,
       });
-      await loop.run();
+      standby.pause();
+      try {
+        await loop.run();
+      } finally {
+        standby.resume();
+      }
       metrics.setLeader(false);
       if (opts.signal.aborted) await leadership.resign().catch((err: unknown) => log.warn({ err }, 'resign failed; the election lease expires instead'));
       else log.warn({ candidateId: opts.candidateId }, 'leadership lost: standing by and campaigning again');
     }
   } finally {
+    standby?.stop();
     await Promise.allSettled(Object.values(mirrors).map(async (m) => m.stop()));
     await server?.close();
   }

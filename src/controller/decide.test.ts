@@ -45,12 +45,12 @@ describe('decide: steady state (no failover running)', () => {
     [
       'holder gone within the grace after an election or etcd reconnect: waits',
       { hosts: [host(I2)], placements: [placement(I1)], graceUntil: NOW + 2_000 },
-      { kind: 'wait', volumeId: VOL, requeueAfterMs: 2_000, reason: `${I1}'s lease is gone, but hosts have a grace for 2000 ms more (controller just elected or etcd just reconnected): not calling it dead yet` },
+      { kind: 'wait', volumeId: VOL, requeueAfterMs: 2_000, reason: `${I1}'s lease is gone, but hosts have a grace for 2000 ms more (controller just started, etcd just reconnected, or many hosts vanished at once): not calling it dead yet` },
     ],
     [
       'unplaced, attached to a host gone within the grace: waits',
       { hosts: [host(I2)], graceUntil: NOW + 500 },
-      { kind: 'wait', volumeId: VOL, requeueAfterMs: 500, reason: `${I1}'s lease is gone, but hosts have a grace for 500 ms more (controller just elected or etcd just reconnected): not calling it dead yet` },
+      { kind: 'wait', volumeId: VOL, requeueAfterMs: 500, reason: `${I1}'s lease is gone, but hosts have a grace for 500 ms more (controller just started, etcd just reconnected, or many hosts vanished at once): not calling it dead yet` },
     ],
     [
       'holder gone while failovers are paced (many hosts vanished at once): waits its turn',
@@ -427,7 +427,7 @@ describe('decide: re-targeting a failover whose target was lost', () => {
 
   it('starting, target within the grace: waits, is not called dead', () => {
     const d = decide(observed({ hosts: [host(I1)], graceUntil: NOW + 100, volumes: [volume({ instanceId: I2 })], placements: [placement(I2, 6)], journals: [starting()] }), VOL);
-    expect(d).toEqual({ kind: 'wait', volumeId: VOL, requeueAfterMs: 100, reason: `${I2}'s lease is gone, but hosts have a grace for 100 ms more (controller just elected or etcd just reconnected): not calling it dead yet` });
+    expect(d).toEqual({ kind: 'wait', volumeId: VOL, requeueAfterMs: 100, reason: `${I2}'s lease is gone, but hosts have a grace for 100 ms more (controller just started, etcd just reconnected, or many hosts vanished at once): not calling it dead yet` });
   });
 
   it('fencing the lost target drops its fleet metadata, then detaching forces at once', () => {

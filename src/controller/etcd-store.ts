@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { TxnConflictError, type TxnCompare } from '../locks/index.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
 import { serviceSwapOps } from './restore-common.js';
+import type { LivenessSnapshot } from './hosts.js';
 
 /** What the store needs of src/locks' PrefixMirror (a prefix's keys → raw values, kept current by a watch). */
 export interface MirrorLike {
@@ -113,6 +114,16 @@ export class EtcdStore implements StorePort {
       journals: this.decodeAll(FailoverJournal, m.journals, (j) => j.volumeId),
       reports: this.decodeAll(AgentReport, m.reports, (r) => `${r.instanceId}/${r.volumeId}`, (key, r) => this.reportTrusted(key, r)),
       requests: this.decodeAll(ManualRequest, m.requests, (r) => r.volumeId),
+    };
+  }
+
+  /** Hosts, placements and journals only: what a look at host liveness reads (a standby's, see standby-liveness.ts). */
+  liveness(): LivenessSnapshot {
+    const m = this.opts.mirrors;
+    return {
+      hosts: this.decodeAll(HostRecord, m.hosts, (h) => h.instanceId),
+      placements: this.decodeAll(Placement, m.placements, (p) => p.volumeId),
+      journals: this.decodeAll(FailoverJournal, m.journals, (j) => j.volumeId),
     };
   }
 

@@ -18,7 +18,7 @@ function snap(live: number[], placements: Placement[] = [], journals: FailoverJo
 const onHost = (n: number): Placement => placement(id(n), 1, { volumeId: vol(n) });
 
 describe('HostTracker', () => {
-  it('grace: TTL + TTL/3 from the first look of a term (longest known TTL), again after a reconnect', () => {
+  it('grace: TTL + TTL/3 from the first look (a controller that just started; longest known TTL), again after a reconnect', () => {
     expect(hostGraceMs(10_000)).toBe(13_334);
     const t = new HostTracker({ log: silentLogger() });
     t.observe(snap([1, 2]), NOW);
@@ -76,6 +76,25 @@ describe('HostTracker', () => {
     // Every vanished holder's volume has moved (placements now name live hosts): no longer paced.
     t.observe(snap([6, 7, 8], [6, 7, 8].map(onHost)), NOW + 3_000);
     expect(t.pacing(NOW + 3_000)).toBeNull();
+  });
+
+  // bench/failover leader-killed: a successor adopts what its predecessor admitted, through the journals.
+  it('a suspect holder with a running holder-lost journal (a previous leader admitted it) is admitted from the journal\'s start', () => {
+    const t = new HostTracker({ log: silentLogger(), hostGraceMs: 500 });
+    const all = [1, 2, 3, 4, 5, 6, 7, 8];
+    const placements = all.map(onHost);
+    t.observe(snap(all, placements), NOW);
+    // Host 1's failover was started by the dead leader 200 ms ago; host 2's finished; host 6 is alive.
+    const running = journal({ volumeId: vol(1), fromInstanceId: id(1), startedAt: NOW + 1_300, step: 'detaching' });
+    const finished = journal({ volumeId: vol(2), fromInstanceId: id(2), startedAt: NOW + 1_300, step: 'done' });
+    const manual = journal({ volumeId: vol(3), fromInstanceId: id(3), startedAt: NOW + 1_300, kind: 'manual', cause: 'manual' });
+    t.observe(snap([6, 7, 8], placements, [running, finished, manual]), NOW + 1_000);
+    t.observe(snap([6, 7, 8], placements, [running, finished, manual]), NOW + 1_500);
+    // Host 1 has its turn (its other volumes may start) and used the budget (1 per TTL) until NOW + 2_300.
+    expect(t.pacing(NOW + 1_500)).toMatchObject({ remaining: 0, admitted: [id(1)] });
+    expect(t.pacing(NOW + 2_301)).toMatchObject({ remaining: 1, admitted: [id(1)] });
+    // Proof requests skip the admitted holder.
+    expect(t.proofWanted(snap([6, 7, 8], placements, [running]), NOW + 2_301)).toEqual([id(2), id(3), id(4), id(5)]);
   });
 
   // A CI run of controller-ec2-proof: once every volume of the vanished hosts had moved, each later look

@@ -24,9 +24,9 @@ export const HOST_TIMING = {
 } as const;
 
 /**
- * The grace a newly elected controller, or one whose watches reconnected to etcd, gives hosts before it
- * calls any of them dead: the longest host TTL plus the agents' renewal retry back-off (TTL/3), so every
- * agent that is alive has had a full chance to renew against the etcd that is back.
+ * The grace a controller that just started, or one whose watches reconnected to etcd, gives hosts before
+ * it calls any of them dead: the longest host TTL plus the agents' renewal retry back-off (TTL/3), so
+ * every agent that is alive has had a full chance to renew against the etcd that is back.
  */
 export function hostGraceMs(ttlMs: number): number {
   return ttlMs + Math.ceil(ttlMs / 3);
@@ -40,10 +40,20 @@ export interface HostTrackerOptions {
   onSuspect?: () => void;
 }
 
+/** What a look at host liveness reads: the hosts, and what names them (placements, journals). */
+export type LivenessSnapshot = Pick<StoreSnapshot, 'hosts' | 'placements' | 'journals'>;
+
 /**
- * The leader loop's bookkeeping of host liveness, one per term: hosts seen (their machine ids are needed
- * to fence them), the grace (granted on the first look of a term, after an etcd reconnect, and when many
- * hosts vanish at once), suspect mass vanishings and the by-host pacing of their failovers.
+ * The controller's bookkeeping of host liveness, one per controller process: hosts seen (their machine
+ * ids are needed to fence them), the grace (granted on the first look, after an etcd reconnect, and
+ * when many hosts vanish at once), suspect mass vanishings and the by-host pacing of their failovers.
+ *
+ * It lives across terms and keeps looking while the controller stands by (standby-liveness.ts): a
+ * successor elected because its leader died has watched the hosts vanish itself, so it judges them as
+ * the dead leader would have (a plain death at once, a suspect vanishing paced), instead of granting
+ * every gone host a fresh grace at its election (bench/failover's leader-killed run lost ~2.7 s to it).
+ * What the tracker has NOT watched continuously gets the grace: its first look (a process that just
+ * started) and every watch reconnect (an etcd outage, or this controller cut off from etcd).
  */
 export class HostTracker {
   /** Hosts seen alive this term, by instance id; forgotten once long gone and unreferenced. */
@@ -94,7 +104,7 @@ export class HostTracker {
   }
 
   /** One look at etcd's hosts (once per tick, before deciding). */
-  observe(snap: StoreSnapshot, now: number): void {
+  observe(snap: LivenessSnapshot, now: number): void {
     const { log } = this.opts;
     for (const [instanceId, record] of snap.hosts) {
       this.known.set(instanceId, record);
@@ -106,7 +116,7 @@ export class HostTracker {
     }
     if (this.graceFrom === null || this.reconnectPending) {
       this.graceFrom = now;
-      log.info({ graceMs: this.graceMs(), why: this.reconnectPending ? 'etcd reconnected' : 'elected' }, 'hosts have a grace before any is called dead');
+      log.info({ graceMs: this.graceMs(), why: this.reconnectPending ? 'etcd reconnected' : 'first look' }, 'hosts have a grace before any is called dead');
       this.reconnectPending = false;
     }
     for (const instanceId of this.liveBefore) if (!snap.hosts.has(instanceId)) this.vanishedAt.set(instanceId, now);
@@ -116,7 +126,7 @@ export class HostTracker {
     this.graceUntil = this.graceFrom + this.graceMs();
   }
 
-  private noticeSuspect(snap: StoreSnapshot, now: number): void {
+  private noticeSuspect(snap: LivenessSnapshot, now: number): void {
     const { log } = this.opts;
     const ttlMs = this.ttlMs();
     const recent = [...this.vanishedAt].filter(([id, at]) => now - at <= ttlMs && !this.settled.has(id)).map(([id]) => id);
@@ -136,6 +146,7 @@ export class HostTracker {
     }
     if (this.suspect !== null) {
       const suspect = this.suspect;
+      this.adoptAdmissions(snap, suspect.hosts);
       // Over once no volume is still placed on a vanished host that is still gone (each failed over, or its host is back).
       const pending = [...snap.placements.values()].some((p) => p.instanceId !== null && suspect.hosts.has(p.instanceId) && !snap.hosts.has(p.instanceId));
       if (!pending) {
@@ -146,8 +157,21 @@ export class HostTracker {
     }
   }
 
+  /**
+   * A suspect holder with a running failover caused by losing it was admitted, by us or by a previous
+   * leader (its journal is how a successor learns of it): its other volumes may start too, and its
+   * admission counts against the pacing's budget from the journal's start (the writer's clock).
+   */
+  private adoptAdmissions(snap: LivenessSnapshot, suspects: ReadonlySet<string>): void {
+    for (const j of snap.journals.values()) {
+      const from = j.fromInstanceId;
+      if (from === null || j.cause !== 'holder-lost' || j.step === 'done' || j.step === 'failed') continue;
+      if (suspects.has(from) && !this.admitted.has(from) && !this.proven.has(from)) this.admitted.set(from, j.startedAt);
+    }
+  }
+
   /** Forgets hosts gone for `forgetHostAfterTtls` TTLs that no placement or journal names. */
-  private forget(snap: StoreSnapshot, now: number): void {
+  private forget(snap: LivenessSnapshot, now: number): void {
     const ttlMs = this.ttlMs();
     const named = new Set<string>();
     for (const p of snap.placements.values()) if (p.instanceId !== null) named.add(p.instanceId);
@@ -174,7 +198,7 @@ export class HostTracker {
    * ask EC2 about (death-proof.ts), at most `proofBatch`, the longest gone first. Empty when nothing is
    * held back, and between looks (`proofEveryMs`), so a quiet cluster costs no call.
    */
-  proofWanted(snap: StoreSnapshot, now: number): string[] {
+  proofWanted(snap: LivenessSnapshot, now: number): string[] {
     if (now - this.lastProofLook < HOST_TIMING.proofEveryMs) return [];
     const inGrace = this.graceUntil !== null && now < this.graceUntil;
     const suspect = this.suspect;

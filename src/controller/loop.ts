@@ -1,3 +1,5 @@
+import type { Ec2ErrorIds } from '../ec2/errors.js';
+import { monoNow } from '../ec2/gate.js';
 import type { Ec2Port, InstanceInfo, SnapshotInfo, VolumeInfo } from '../ec2/types.js';
 import type { FailoverJournal, Placement } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
@@ -69,6 +71,27 @@ export interface LoopOptions {
   onPersisted?: (journal: FailoverJournal) => void;
   /** Overrides `hostGraceMs(longest host TTL)` (tests); 0 disables the grace. */
   hostGraceMs?: number;
+  /**
+   * The process's host liveness bookkeeping, kept across terms (runController looks with it while
+   * standing by); a loop of its own when absent (tests).
+   */
+  hosts?: HostTracker;
+}
+
+/**
+ * How long the EC2 gate would hold `d`'s mutating call in the new term's quiet period (ms, ≤ 0: not at
+ * all): what the call names decides, as in the gate (src/ec2/gate.ts, controller.ts leaderGuard).
+ */
+export function quietLeftMs(ec2: Pick<Ec2Port, 'guard'>, d: Decision): number {
+  const guard = ec2.guard;
+  if (guard?.notBeforeMono === undefined) return 0;
+  const ids: Ec2ErrorIds | null =
+    d.kind === 'attach' || d.kind === 'detach' ? { volumeId: d.volumeId, instanceId: d.instanceId }
+      : d.kind === 'fence' && d.stopInstance ? { instanceId: d.instanceId }
+        : d.kind === 'createRestoreVolume' ? { snapshotId: d.snapshotId }
+          : null;
+  if (ids === null || guard.quietApplies?.(ids) === false) return 0;
+  return guard.notBeforeMono - monoNow();
 }
 
 /** The level-based leader loop: on change or timer, observe → decide → act for every volume needing work. */
@@ -95,7 +118,7 @@ export class FailoverLoop {
   private wake: (() => void) | null = null;
 
   constructor(private readonly opts: LoopOptions) {
-    this.hosts = new HostTracker({ log: opts.log, hostGraceMs: opts.hostGraceMs, onSuspect: () => opts.metrics.suspectVanishing() });
+    this.hosts = opts.hosts ?? new HostTracker({ log: opts.log, hostGraceMs: opts.hostGraceMs, onSuspect: () => opts.metrics.suspectVanishing() });
   }
 
   async run(): Promise<void> {
@@ -201,6 +224,14 @@ export class FailoverLoop {
       if (!isMutation(decision)) {
         if (decision.kind === 'wait') next = Math.min(next, decision.requeueAfterMs);
         opts.log.debug({ volumeId, decision: decision.kind, reason: decision.reason }, 'decided');
+        continue;
+      }
+      // A call the new term's quiet period holds would sleep in the EC2 gate while taking one of the
+      // `parallelism` slots: 16 such sleepers stalled every other failover for the whole quiet period
+      // (bench/failover leader-killed). It is decided again when the quiet period ends.
+      const quietLeft = quietLeftMs(opts.ec2, decision);
+      if (quietLeft > 0) {
+        next = Math.min(next, quietLeft);
         continue;
       }
       if (this.inflight.size >= opts.parallelism) {

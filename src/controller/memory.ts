@@ -1,5 +1,6 @@
 import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
 import { TxnConflictError } from '../locks/index.js';
+import type { LivenessSnapshot } from './hosts.js';
 import { reportKey } from './observed.js';
 import type { HeldLock, LockPort, StorePort, StoreSnapshot, StoreWrite } from './ports.js';
 
@@ -27,6 +28,11 @@ export class MemoryStore implements StorePort {
       hosts: new Map(this.hosts), services: new Map(this.services), placements: new Map(this.placements),
       journals: new Map(this.journals), reports: new Map(this.reports), requests: new Map(this.requests),
     };
+  }
+
+  /** What a look at host liveness reads (LivenessSource, for a standby's looks). */
+  liveness(): LivenessSnapshot {
+    return { hosts: new Map(this.hosts), placements: new Map(this.placements), journals: new Map(this.journals) };
   }
 
   async write(w: StoreWrite): Promise<void> {

@@ -97,7 +97,7 @@ export function liveness(observed: Observed, instanceId: string): Liveness {
 }
 
 export function graceReason(observed: Observed, instanceId: string): string {
-  return `${instanceId}'s lease is gone, but hosts have a grace for ${(observed.graceUntil ?? observed.now) - observed.now} ms more (controller just elected or etcd just reconnected): not calling it dead yet`;
+  return `${instanceId}'s lease is gone, but hosts have a grace for ${(observed.graceUntil ?? observed.now) - observed.now} ms more (controller just started, etcd just reconnected, or many hosts vanished at once): not calling it dead yet`;
 }
 
 /** A journal whose failover still has work to do. */

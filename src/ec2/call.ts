@@ -32,11 +32,24 @@ export class Ec2Caller {
    * are retried with jittered exponential backoff; every other error is mapped to its typed error
    * and thrown at once (`AbortError`). Each attempt takes its own token: a retry is a new request.
    */
-  async run<T>(action: string, category: RateCategory, ids: Ec2ErrorIds, fn: (abortSignal?: AbortSignal) => Promise<T>, signal?: AbortSignal, guard?: MutationGuard): Promise<T> {
+  async run<T>(
+    action: string, category: RateCategory, ids: Ec2ErrorIds, fn: (abortSignal?: AbortSignal) => Promise<T>, signal?: AbortSignal, guard?: MutationGuard,
+    beforeSend?: () => Promise<void>,
+  ): Promise<T> {
     const context = { ...ids, action };
+    let announced = beforeSend === undefined;
     return pRetry(
       async (attemptNumber) => {
         await this.limiter.take(category, signal);
+        if (!announced) {
+          // Its failure (e.g. the journal write refused: no longer leading) sends nothing and is not retried.
+          try {
+            await beforeSend?.();
+          } catch (err) {
+            throw new AbortError(err instanceof Error ? err : new Error(String(err)));
+          }
+          announced = true;
+        }
         let attemptSignal = signal;
         if (guard !== undefined) attemptSignal = await this.admit(guard, action, context, signal);
         const gate: GateContext | undefined = guard === undefined ? undefined : { guard, action, ids: context, minRemainingMs: this.timing.mutationMinMs };
@@ -73,7 +86,7 @@ export class Ec2Caller {
    * `mutationMaxMs`). The final, synchronous check happens in GatedHttpHandler, after signing.
    */
   private async admit(guard: MutationGuard, action: string, ids: Ec2ErrorIds, signal?: AbortSignal): Promise<AbortSignal> {
-    const notBefore = guard.notBeforeMono ?? 0;
+    const notBefore = guard.quietApplies?.(ids) === false ? 0 : (guard.notBeforeMono ?? 0);
     const wait = notBefore - monoNow();
     if (wait > 0) {
       this.log.info({ ...ids, action, waitMs: Math.round(wait) }, 'new term: waiting out the previous leader\'s longest possible in-flight call');

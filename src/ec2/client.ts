@@ -96,8 +96,8 @@ export function createEc2(opts: CreateEc2Options = {}): Ec2Port {
     describeInstanceStatus: async (instanceIds, o) => describeInstanceStatus(caller, checkList(instanceIds, 'instanceIds', checkInstanceId), o?.signal),
     findInstances: async (filter, o) =>
       findInstances(caller, { az: filter.az === undefined ? undefined : checkAz(filter.az), tags: filter.tags === undefined ? undefined : checkTags(filter.tags) }, o?.signal),
-    attachVolume: async (volumeId, instanceId, device, o) => attachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), checkDevice(device), o?.signal, azOf, o?.guard),
-    detachVolume: async (volumeId, instanceId, force, o) => detachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), force, o?.signal, o?.guard),
+    attachVolume: async (volumeId, instanceId, device, o) => attachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), checkDevice(device), o?.signal, azOf, o?.guard, o?.beforeSend),
+    detachVolume: async (volumeId, instanceId, force, o) => detachVolume(caller, checkVolumeId(volumeId), checkInstanceId(instanceId), force, o?.signal, o?.guard, o?.beforeSend),
     waitAttached: async (volumeId, instanceId, o) => waitAttached(waitDeps, checkVolumeId(volumeId), checkInstanceId(instanceId), { timeoutMs: checkTimeout(o.timeoutMs, 'timeoutMs'), signal: o.signal }),
     waitAvailable: async (volumeId, o) => waitAvailable(waitDeps, checkVolumeId(volumeId), { timeoutMs: checkTimeout(o.timeoutMs, 'timeoutMs'), signal: o.signal }),
     detachAndWait: async (volumeId, instanceId, o) =>

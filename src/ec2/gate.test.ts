@@ -69,6 +69,28 @@ describe('mutation gate (SDK client mocked)', () => {
     expect(sentAt).toBeGreaterThanOrEqual(notBeforeMono);
   });
 
+  it('the quiet applies only where quietApplies says: a volume with no previous call in flight goes at once; others, and calls naming no volume, wait', async () => {
+    const OTHER = 'vol-0123456789abcdef9';
+    const sent = new Map<string, number>();
+    mock.on(DetachVolumeCommand).callsFake((input: { VolumeId: string }) => {
+      sent.set(input.VolumeId, monoNow());
+      return {};
+    });
+    mock.on(StopInstancesCommand).callsFake(() => {
+      sent.set('stop', monoNow());
+      return {};
+    });
+    const quietApplies = (ids: { volumeId?: string }): boolean => ids.volumeId !== VOL;
+    // Ten minutes of quiet: had the call waited for it, the test would time out.
+    await port().detachVolume(VOL, I1, true, { guard: guard({ notBeforeMono: monoNow() + 600_000, quietApplies }) });
+    expect(sent.has(VOL)).toBe(true);
+    const notBeforeMono = monoNow() + 150;
+    await port().detachVolume(OTHER, I1, true, { guard: guard({ notBeforeMono, quietApplies }) });
+    await port().stopInstance(I1, { force: true, guard: guard({ notBeforeMono, quietApplies }) });
+    expect(sent.get(OTHER)).toBeGreaterThanOrEqual(notBeforeMono);
+    expect(sent.get('stop')).toBeGreaterThanOrEqual(notBeforeMono);
+  });
+
   it('the guard is checked again on every retry: leadership lost between a 5xx and its retry sends nothing more', async () => {
     let leading = true;
     mock.on(DetachVolumeCommand).callsFake(() => {

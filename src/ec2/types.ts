@@ -2,6 +2,7 @@
  * The EC2 layer's view of the world: plain data, no SDK types, so the controller's decision core
  * and its in-memory fakes depend on this file only.
  */
+import type { Ec2ErrorIds } from './errors.js';
 
 /** EC2's attachment states. `busy` means a detach was asked while the OS still uses the device. */
 export type AttachmentState = 'attaching' | 'attached' | 'detaching' | 'detached' | 'busy';
@@ -83,6 +84,12 @@ export interface MutationGuard {
    * the previous term may still have in flight. Omitted: no wait.
    */
   readonly notBeforeMono?: number;
+  /**
+   * Whether a call naming `ids` waits for `notBeforeMono`: false when no call of the previous term can
+   * be in flight for what it names (the controller knows from the journals' intents, read at election).
+   * Omitted: every call waits.
+   */
+  quietApplies?(ids: Ec2ErrorIds): boolean;
 }
 
 /** A new volume from a snapshot (`failover restore`, the controller's auto-restore). */
@@ -100,6 +107,13 @@ export interface CreateVolumeInput {
 export interface MutatingOpts {
   signal?: AbortSignal;
   guard?: MutationGuard;
+  /**
+   * Awaited once per call, after its first rate-limit token is taken and before anything is sent (a
+   * rejection sends nothing): the controller journals the call's intent here, so a journalled intent
+   * means the call was about to go, not that it still waited behind the rate limit (a new leader
+   * waits its quiet period for such volumes only). Ports that send requests must call it.
+   */
+  beforeSend?: () => Promise<void>;
 }
 
 /**

@@ -55,10 +55,12 @@ export async function describeVolumes(caller: Ec2Caller, volumeIds: readonly str
   return out;
 }
 
-export async function attachVolume(caller: Ec2Caller, volumeId: string, instanceId: string, device: string, signal?: AbortSignal, azOf?: AzLookup, guard?: MutationGuard): Promise<void> {
+export async function attachVolume(
+  caller: Ec2Caller, volumeId: string, instanceId: string, device: string, signal?: AbortSignal, azOf?: AzLookup, guard?: MutationGuard, beforeSend?: () => Promise<void>,
+): Promise<void> {
   try {
     await caller.run('AttachVolume', 'mutating', { volumeId, instanceId, device }, (abortSignal) =>
-      caller.client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }), { abortSignal }), signal, guard);
+      caller.client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }), { abortSignal }), signal, guard, beforeSend);
   } catch (err) {
     // Idempotent attach: a retried call whose first attempt landed (a 5xx after EC2 acted), or a
     // repeated failover step, finds the volume already going to this very instance and device.
@@ -86,10 +88,12 @@ export type AzLookup = (volumeId: string, instanceId: string) => Promise<{ volum
  * is idempotent, as in the EBS CSI driver, so a retried failover step does not fail on its own
  * earlier success.
  */
-export async function detachVolume(caller: Ec2Caller, volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal, guard?: MutationGuard): Promise<void> {
+export async function detachVolume(
+  caller: Ec2Caller, volumeId: string, instanceId: string, force: boolean, signal?: AbortSignal, guard?: MutationGuard, beforeSend?: () => Promise<void>,
+): Promise<void> {
   try {
     await caller.run('DetachVolume', 'mutating', { volumeId, instanceId }, (abortSignal) =>
-      caller.client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Force: force }), { abortSignal }), signal, guard);
+      caller.client.send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Force: force }), { abortSignal }), signal, guard, beforeSend);
   } catch (err) {
     if (err instanceof AttachmentNotFoundError || err instanceof VolumeNotFoundError) return;
     throw err;

@@ -1,5 +1,5 @@
 /** A small in-memory Ec2Port with timed attach/detach for the controller loop's unit tests. Not used in production. */
-import type { Ec2Port, InstanceInfo, VolumeInfo } from '../ec2/types.js';
+import type { Ec2Port, InstanceInfo, MutatingOpts, MutationGuard, VolumeInfo } from '../ec2/types.js';
 
 class IncorrectStateError extends Error {
   override readonly name = 'IncorrectStateError';
@@ -15,6 +15,8 @@ export class FakeEc2 implements Ec2Port {
   readonly failures: { prefix: string; error: Error }[] = [];
   /** Runs inside each DescribeVolumes before it answers: the world may change while a tick waits on EC2. */
   beforeDescribe: (() => Promise<void>) | null = null;
+  /** What a port made by withGuard carries (tests set it to see what the loop makes of a quiet period); never enforced here. */
+  guard?: MutationGuard;
   constructor(private readonly latency = { attachMs: 30, detachMs: 30 }) {}
 
   addVolume(volumeId: string, az: string, attachedTo?: string): void {
@@ -55,7 +57,8 @@ export class FakeEc2 implements Ec2Port {
     return [...this.instances.values()];
   }
 
-  async attachVolume(volumeId: string, instanceId: string, device: string): Promise<void> {
+  async attachVolume(volumeId: string, instanceId: string, device: string, o?: MutatingOpts): Promise<void> {
+    await o?.beforeSend?.();
     this.call(`AttachVolume ${volumeId} ${instanceId} ${device}`);
     const v = this.vol(volumeId);
     if (v.attachments.length > 0) throw new IncorrectStateError(`${volumeId} is in use`);
@@ -66,7 +69,8 @@ export class FakeEc2 implements Ec2Port {
     }, this.latency.attachMs);
   }
 
-  async detachVolume(volumeId: string, instanceId: string, force: boolean): Promise<void> {
+  async detachVolume(volumeId: string, instanceId: string, force: boolean, o?: MutatingOpts): Promise<void> {
+    await o?.beforeSend?.();
     this.call(`DetachVolume ${volumeId} ${instanceId}${force ? ' force' : ''}`);
     const v = this.vol(volumeId);
     const a = v.attachments[0];

@@ -58,6 +58,11 @@ async function crashAt(name: string, step: FailoverStep, trigger: (s: Scenario, 
   await until(() => standby.lines.some((l) => l.includes('"persisted":"done"')), 10_000, 'standby persisted done');
   expect(doubleAttachments(world.ec2.sim.history, service.volumeId)).toEqual([]);
   expect(overlaps(activeIntervals(readLedger(s.ledger), service.unit, deaths))).toEqual([]);
+  // The standby waits out the quiet period for the volume only when the crashed term had journalled an EC2
+  // call for it (its detach, from `attaching` on); a crash before any call leaves nothing in flight.
+  const inFlight = step === 'attaching' || step === 'starting';
+  const warned = standby.stderr.includes("a previous term's EC2 call may still be in flight: no mutation of this volume");
+  expect(warned, `the standby ${inFlight ? 'waits' : 'does not wait'} the quiet period for ${service.volumeId}`).toBe(inFlight);
 }
 
 /** Auto failover: SIGKILL the holder's agent. */

@@ -1,0 +1,45 @@
+import type { Etcd3 } from 'etcd3';
+import { FailoverJournal, decodeRecord, type Keyspace } from '../keyspace/index.js';
+import { etcdCall } from '../locks/index.js';
+import type { Logger } from '../log/logger.js';
+import { isActiveJournal } from './observed.js';
+
+/**
+ * The volumes a previous term may still have an EC2 call in flight for: those whose running failover's
+ * journal records, as its `intent`, a call of another term. Every controller mutation is journalled
+ * that way before it is sent (act.ts, recordIntent), and a failover's journal finishes only after its
+ * calls have settled, so a volume outside this set had no call of a previous term that EC2 has not
+ * answered, or whose effect the finished failover did not already observe (and a late repeat of such a
+ * call names the instance it was for, so it cannot touch a newer attachment).
+ */
+export function volumesInFlight(journals: Iterable<FailoverJournal>, term: string): Map<string, Intent> {
+  const out = new Map<string, Intent>();
+  for (const j of journals) if (isActiveJournal(j) && j.intent !== null && j.intent.term !== term) out.set(j.volumeId, j.intent);
+  return out;
+}
+
+/** A journalled EC2 call (FailoverJournal.intent). */
+export type Intent = NonNullable<FailoverJournal['intent']>;
+
+/**
+ * `volumesInFlight` over the journals as etcd holds them now: one linearizable read, made after the
+ * election, so it sees every write a predecessor could make (its writes are guarded by its leader key,
+ * gone before we were elected); the watch-fed mirror might still lag behind them. Null when the read
+ * fails or a journal does not decode: then nothing can be ruled out, and every call waits the quiet.
+ */
+export async function readVolumesInFlight(etcd: Etcd3, ks: Keyspace, term: string, log: Logger): Promise<Map<string, Intent> | null> {
+  try {
+    const res = await etcdCall(etcd, 'read journals at election', () => etcd.getAll().prefix(ks.journalPrefix()).exec());
+    const journals: FailoverJournal[] = [];
+    for (const kv of res.kvs) {
+      const key = kv.key.toString();
+      const j = decodeRecord(FailoverJournal, key, kv.value, log);
+      if (j === undefined) return null;
+      journals.push(j);
+    }
+    return volumesInFlight(journals, term);
+  } catch (err) {
+    log.warn({ err }, 'reading the journals at election failed: every EC2 mutation waits the quiet period');
+    return null;
+  }
+}
