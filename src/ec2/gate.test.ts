@@ -91,6 +91,25 @@ describe('mutation gate (SDK client mocked)', () => {
     expect(sent.get('stop')).toBeGreaterThanOrEqual(notBeforeMono);
   });
 
+  it('beforeSend (the journalled intent) runs once, before the first request and not again on a retry; its failure sends nothing', async () => {
+    const order: string[] = [];
+    let attempts = 0;
+    mock.on(DetachVolumeCommand).callsFake(() => {
+      attempts += 1;
+      order.push(`send ${attempts}`);
+      if (attempts === 1) throw new EC2ServiceException({ name: 'InternalError', message: 'boom', $fault: 'server', $metadata: { httpStatusCode: 500 } });
+      return {};
+    });
+    const beforeSend = async (): Promise<void> => {
+      order.push('intent');
+    };
+    await port().detachVolume(VOL, I1, true, { guard: guard(), beforeSend });
+    expect(order).toEqual(['intent', 'send 1', 'send 2']);
+    const refused = new NotLeader('the intent write was refused');
+    await expect(port().detachVolume(VOL, I1, true, { guard: guard(), beforeSend: () => Promise.reject(refused) })).rejects.toBe(refused);
+    expect(attempts).toBe(2);
+  });
+
   it('the guard is checked again on every retry: leadership lost between a 5xx and its retry sends nothing more', async () => {
     let leading = true;
     mock.on(DetachVolumeCommand).callsFake(() => {
