@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { monoNow } from '../ec2/gate.js';
 import { silentLogger } from '../log/logger.js';
 import { leaderGuard } from './controller.js';
-import { volumesInFlight } from './in-flight.js';
+import { repeatsIntent, volumesInFlight } from './in-flight.js';
 import { FailoverLoop, quietLeftMs } from './loop.js';
 import { MemoryLocks, MemoryStore } from './memory.js';
 import { ControllerMetrics } from './metrics.js';
@@ -34,12 +34,27 @@ describe('which volumes a new term waits the quiet period for', () => {
     expect([...volumesInFlight(journals, '9')].sort()).toEqual([[vol(1), intent('7')], [vol(6), intent('3')]]);
   });
 
+  it('a repeat of the call in flight: the same detach (graceful or forced) from the same instance, the same attach (instance and device)', () => {
+    const detach = intent('7');
+    expect(repeatsIntent(detach, { action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(true);
+    expect(repeatsIntent({ ...detach, force: false }, { action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(true);
+    expect(repeatsIntent(detach, { action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdf' })).toBe(false);
+    const attach = { ...detach, action: 'attach' as const, force: false, device: '/dev/xvdf' };
+    expect(repeatsIntent(attach, { action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdf' })).toBe(true);
+    expect(repeatsIntent(attach, { action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdg' })).toBe(false);
+    expect(repeatsIntent(attach, { action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(false);
+    expect(repeatsIntent({ ...detach, action: 'stop' }, { action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(false);
+  });
+
   it('the term\'s guard: the quiet for calls naming such a volume or none; for every call when the journals could not be read', () => {
     const leadership = { candidateId: 'c2', revision: '9', assertLeading: () => undefined, leaseRemainingMs: () => 5_000, electedAtMono: monoNow() };
     const known = leaderGuard(leadership, 2_000, new Map([[vol(1), intent('7')]]));
     expect(known.notBeforeMono).toBe(leadership.electedAtMono + 2_000);
-    expect(known.quietApplies?.({ volumeId: vol(1), instanceId: I1 })).toBe(true);
-    expect(known.quietApplies?.({ volumeId: vol(2), instanceId: I1 })).toBe(false);
+    expect(known.quietApplies?.({ action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdf' })).toBe(true);
+    expect(known.quietApplies?.({ action: 'DetachVolume', volumeId: vol(1), instanceId: 'i-00000000000000009' })).toBe(true);
+    // The very call in flight, repeated: EC2 applies one, the other finds it done.
+    expect(known.quietApplies?.({ action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(false);
+    expect(known.quietApplies?.({ action: 'AttachVolume', volumeId: vol(2), instanceId: I1, device: '/dev/xvdf' })).toBe(false);
     expect(known.quietApplies?.({ instanceId: I1 })).toBe(true);
     expect(known.quietApplies?.({ snapshotId: 'snap-0123456789abcdef0' })).toBe(true);
     const unknown = leaderGuard(leadership, 2_000, null);
@@ -51,30 +66,33 @@ describe('the loop and a new term\'s quiet period', () => {
   const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
 
   it('a mutation the gate would hold takes no parallelism slot: other failovers go on, it goes once the quiet period ends', async () => {
-    // Two volumes on host 1, which dies; parallelism 1. Vol 1 has a previous term's call in flight (its
-    // journal says so), vol 2 none. Had vol 1's detach been dispatched, it would sleep in the gate on the
-    // only slot (the fake port does not sleep: it would simply be sent, and the test sees that).
+    // Three volumes on host 1, which dies; parallelism 1. Vol 1's journal records a previous term's call
+    // in flight (a detach from host 3, so our detach from host 1 is not its repeat), vol 2 none, vol 3 the
+    // very detach ours repeats. Had vol 1's detach been dispatched, it would sleep in the gate on the only
+    // slot (the fake port does not sleep: it would simply be sent, and the test sees that).
     const store = new MemoryStore();
     const ec2 = new FakeEc2();
-    for (const h of [1, 2]) {
+    for (const h of [1, 2, 3]) {
       store.putHost(host(inst(h)));
       ec2.addInstance(inst(h), AZ);
     }
-    for (const v of [1, 2]) {
+    for (const v of [1, 2, 3]) {
       const s = service({ unit: `postgres@${vol(v)}`, volumeId: vol(v), conflictGroup: undefined });
       store.services.set(s.unit, s);
       ec2.addVolume(vol(v), AZ, inst(1));
       store.placements.set(vol(v), { ...placement(inst(1), 1), volumeId: vol(v), unit: s.unit });
     }
     const previous = intent('7');
-    store.journals.set(vol(1), journal({ volumeId: vol(1), unit: `postgres@${vol(1)}`, fromInstanceId: inst(1), step: 'detaching', intent: { ...previous, instanceId: inst(1) } }));
+    store.journals.set(vol(1), journal({ volumeId: vol(1), unit: `postgres@${vol(1)}`, fromInstanceId: inst(1), step: 'detaching', intent: { ...previous, instanceId: inst(3) } }));
+    store.journals.set(vol(3), journal({ volumeId: vol(3), unit: `postgres@${vol(3)}`, fromInstanceId: inst(1), step: 'detaching', intent: { ...previous, instanceId: inst(1) } }));
+    const inFlight = new Map([[vol(1), { ...previous, instanceId: inst(3) }], [vol(3), { ...previous, instanceId: inst(1) }]]);
     const quiet = { until: monoNow() + 600_000 };
     ec2.guard = {
       caller: 'c2', term: '9', assert: () => undefined, remainingMs: () => 5_000,
       get notBeforeMono() {
         return quiet.until;
       },
-      quietApplies: (ids) => ids.volumeId !== vol(2),
+      quietApplies: leaderGuard({ candidateId: 'c2', revision: '9', assertLeading: () => undefined, leaseRemainingMs: () => 5_000, electedAtMono: 0 }, 0, inFlight).quietApplies,
     };
     store.hosts.delete(inst(1));
     const signal = new AbortController();
@@ -84,12 +102,14 @@ describe('the loop and a new term\'s quiet period', () => {
     });
     const running = loop.run();
     try {
-      await until('vol 2 attached to host 2', () => ec2.calls.some((c) => c.startsWith(`AttachVolume ${vol(2)} ${inst(2)}`)));
+      await until('vol 2 attached elsewhere, vol 3 detached', () => ec2.calls.some((c) => c.startsWith(`AttachVolume ${vol(2)}`)) && ec2.calls.some((c) => c.startsWith(`DetachVolume ${vol(3)}`)));
+      // Vol 3's attach is not the call in flight: it waits, like everything of vol 1.
+      expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${vol(3)}`))).toEqual([]);
       expect(ec2.calls.filter((c) => c.includes(vol(1)) && !c.startsWith('Describe'))).toEqual([]);
-      // The quiet period ends: vol 1's detach goes.
+      // The quiet period ends: vol 1's detach and vol 3's attach go.
       quiet.until = monoNow();
       store.changed();
-      await until('vol 1 detached', () => ec2.calls.some((c) => c.startsWith(`DetachVolume ${vol(1)}`)));
+      await until('vol 1 detached, vol 3 attached', () => ec2.calls.some((c) => c.startsWith(`DetachVolume ${vol(1)}`)) && ec2.calls.some((c) => c.startsWith(`AttachVolume ${vol(3)}`)));
     } finally {
       signal.abort();
       await running;

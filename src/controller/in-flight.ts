@@ -1,4 +1,5 @@
 import type { Etcd3 } from 'etcd3';
+import type { Ec2ErrorIds } from '../ec2/errors.js';
 import { FailoverJournal, decodeRecord, type Keyspace } from '../keyspace/index.js';
 import { etcdCall } from '../locks/index.js';
 import type { Logger } from '../log/logger.js';
@@ -20,6 +21,20 @@ export function volumesInFlight(journals: Iterable<FailoverJournal>, term: strin
 
 /** A journalled EC2 call (FailoverJournal.intent). */
 export type Intent = NonNullable<FailoverJournal['intent']>;
+
+/**
+ * Whether a call (the EC2 gate's ids: action, volume, instance, device) repeats `intent`, the call a
+ * previous term may have in flight for that volume. A repeat cannot race it: EC2 applies whichever
+ * arrives first and the other finds the work done (detach is idempotent here, attach to the same
+ * instance and device too; src/ec2/volumes.ts). Any other call can, e.g. an attach to the instance a
+ * late forced detach names. A graceful and a forced detach from the same instance count as one.
+ */
+export function repeatsIntent(intent: Intent, ids: Ec2ErrorIds): boolean {
+  if (ids.instanceId !== intent.instanceId) return false;
+  if (intent.action === 'detach') return ids.action === 'DetachVolume';
+  if (intent.action === 'attach') return ids.action === 'AttachVolume' && ids.device === intent.device;
+  return false;
+}
 
 /**
  * `volumesInFlight` over the journals as etcd holds them now: one linearizable read, made after the

@@ -80,13 +80,15 @@ export interface LoopOptions {
 
 /**
  * How long the EC2 gate would hold `d`'s mutating call in the new term's quiet period (ms, ≤ 0: not at
- * all): what the call names decides, as in the gate (src/ec2/gate.ts, controller.ts leaderGuard).
+ * all): what the call names decides, with the same ids the gate sees (src/ec2/call.ts, controller.ts
+ * leaderGuard).
  */
 export function quietLeftMs(ec2: Pick<Ec2Port, 'guard'>, d: Decision): number {
   const guard = ec2.guard;
   if (guard?.notBeforeMono === undefined) return 0;
   const ids: Ec2ErrorIds | null =
-    d.kind === 'attach' || d.kind === 'detach' ? { volumeId: d.volumeId, instanceId: d.instanceId }
+    d.kind === 'attach' ? { action: 'AttachVolume', volumeId: d.volumeId, instanceId: d.instanceId, device: d.device }
+      : d.kind === 'detach' ? { action: 'DetachVolume', volumeId: d.volumeId, instanceId: d.instanceId }
       : d.kind === 'fence' && d.stopInstance ? { instanceId: d.instanceId }
         : d.kind === 'createRestoreVolume' ? { snapshotId: d.snapshotId }
           : null;
