@@ -6,6 +6,7 @@ import { EtcdStore, volumeLocks } from './etcd-store.js';
 import { HostTracker } from './hosts.js';
 import { FailoverLoop } from './loop.js';
 import { readVolumesInFlight, repeatsIntent, type Intent } from './in-flight.js';
+import { EtcdStallWatch } from './etcd-stall.js';
 import { StandbyLiveness } from './standby-liveness.js';
 import { ControllerMetrics, serveMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG, isActiveJournal } from './observed.js';
@@ -108,15 +109,27 @@ export async function runController(opts: ControllerOptions): Promise<Controller
     listKeys: () => Promise.resolve([]),
   });
   let standby: StandbyLiveness | null = null;
+  // etcd stalls that no watch notices (a paused etcd keeps its connections) get the grace too: a
+  // stall longer than two thirds of the hosts' TTL may expire live agents' leases as etcd resumes.
+  // Half the election TTL at least: keepalives are answered every third of it.
+  const stall = new EtcdStallWatch({
+    log,
+    stallAfterMs: () => Math.max(Math.ceil((2 * hosts.ttlMs()) / 3), Math.ceil(ttlMs / 2)),
+    onStall: () => hosts.reconnected(),
+  });
   try {
     await Promise.all(Object.values(mirrors).map((m) => m.start()));
     standby = new StandbyLiveness(hosts, readOnly, now, log);
     while (!opts.signal.aborted) {
       let leadership: Leadership | null;
       try {
-        leadership = await unlessAborted(campaign(opts.etcd, ks, { candidateId: opts.candidateId, ttlMs, log, signal: opts.signal }), opts.signal);
+        stall.restart();
+        leadership = await unlessAborted(campaign(opts.etcd, ks, { candidateId: opts.candidateId, ttlMs, log, signal: opts.signal, onLeaseAnswer: () => stall.answered() }), opts.signal);
       } catch (err) {
         if (opts.signal.aborted) break;
+        // Our campaign's lease lost or etcd unreachable: whatever agents could not renew meanwhile
+        // gets the grace, as after a reconnect.
+        hosts.reconnected();
         // etcd down (e.g. etcd3's BrokenCircuitError while every member is unreachable): a standby that
         // exits would only be restarted into the same outage; campaign again once etcd may be back.
         log.warn({ err, retryInMs: CAMPAIGN_RETRY_MS }, 'campaign failed; campaigning again');
@@ -171,10 +184,14 @@ export async function runController(opts: ControllerOptions): Promise<Controller
         standby.resume();
       }
       metrics.setLeader(false);
+      // Leadership is lost to etcd trouble (a lease not renewed in time, a watch failed) or to an
+      // operator's resign: either way, hosts get the grace before this process calls any dead again.
+      hosts.reconnected();
       if (opts.signal.aborted) await leadership.resign().catch((err: unknown) => log.warn({ err }, 'resign failed; the election lease expires instead'));
       else log.warn({ candidateId: opts.candidateId }, 'leadership lost: standing by and campaigning again');
     }
   } finally {
+    stall.stop();
     standby?.stop();
     await Promise.allSettled(Object.values(mirrors).map(async (m) => m.stop()));
     await server?.close();

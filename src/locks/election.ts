@@ -34,6 +34,11 @@ export interface CampaignOptions {
   log?: Logger;
   /** Abandons the campaign (the returned promise rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Called each time etcd answers a keepalive of the campaign's lease, while campaigning and while
+   * leading: how a controller notices etcd stalling (src/controller/etcd-stall.ts).
+   */
+  onLeaseAnswer?: () => void;
 }
 
 export interface Leadership {
@@ -76,7 +81,7 @@ export async function campaign(client: Etcd3, ks: Keyspace, opts: CampaignOption
   const clock = new LeaseClock(ttlMs);
   const cand = election.campaign(opts.candidateId);
   // etcd3's lease 'lost' fires only after 2 × TTL: track renewals ourselves to step down in time.
-  clock.attach(leaseOf(cand));
+  clock.attach(leaseOf(cand), opts.onLeaseAnswer);
 
   const lost = new AbortController();
   let lostReason: string | null = null;

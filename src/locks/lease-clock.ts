@@ -52,14 +52,16 @@ export class LeaseClock {
   /**
    * Follows an etcd3 Lease that keeps itself alive: each 'keepaliveFired' is a request sent, and the
    * stream answers them in order, so a success confirms the oldest request still outstanding.
+   * `onAnswer` is called on each answer (when it arrives, unlike `renewedAt`).
    */
-  attach(lease: Lease): void {
+  attach(lease: Lease, onAnswer?: () => void): void {
     const fired = (): void => {
       this.pending.push(monoNow());
     };
     const succeeded = (): void => {
       const sentAt = this.pending.shift();
       if (sentAt !== undefined) this.renewed(sentAt);
+      onAnswer?.();
     };
     // A new stream: answers to requests on the old one will never come.
     const established = (): void => {
