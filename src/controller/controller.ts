@@ -5,7 +5,7 @@ import { silentLogger } from '../log/logger.js';
 import { EtcdStore, volumeLocks } from './etcd-store.js';
 import { HostTracker } from './hosts.js';
 import { FailoverLoop } from './loop.js';
-import { readVolumesInFlight, repeatsIntent, type Intent } from './in-flight.js';
+import { racesIntent, readVolumesInFlight, type Intent } from './in-flight.js';
 import { EtcdStallWatch } from './etcd-stall.js';
 import { StandbyLiveness } from './standby-liveness.js';
 import { ControllerMetrics, serveMetrics } from './metrics.js';
@@ -23,8 +23,9 @@ const DEFAULT_ELECTION_TTL_MS = 10_000;
  * in flight: each was cut at ITS deadline (≤ its lease's expiry ≤ our election), so this is margin for
  * requests already on the wire or being processed by EC2 when they were cut, and for clock-rate
  * differences. Which calls could race one: those naming a volume in `inFlight` (a running failover
- * whose journal records another term's call, in-flight.ts), unless they repeat that very call, and
- * those naming no volume (StopInstances, CreateVolume); every call when `inFlight` is null (not known).
+ * whose journal records another term's call, in-flight.ts) and the same instance, unless they repeat
+ * that very call, and those naming no volume (StopInstances, CreateVolume); every call when `inFlight`
+ * is null (not known).
  */
 export function leaderGuard(
   leadership: Pick<Leadership, 'candidateId' | 'revision' | 'assertLeading' | 'leaseRemainingMs' | 'electedAtMono'>,
@@ -40,7 +41,7 @@ export function leaderGuard(
     quietApplies: (ids) => {
       if (inFlight === null || ids.volumeId === undefined) return true;
       const intent = inFlight.get(ids.volumeId);
-      return intent !== undefined && !repeatsIntent(intent, ids);
+      return intent !== undefined && racesIntent(intent, ids);
     },
   };
 }

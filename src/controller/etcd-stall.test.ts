@@ -1,14 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log/logger.js';
 import { EtcdStallWatch } from './etcd-stall.js';
+import { eventually } from '../testing/controller-builders.js';
 
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = eventually;
 
 describe('EtcdStallWatch', () => {
   const stops: (() => void)[] = [];

@@ -2,21 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { monoNow } from '../ec2/gate.js';
 import { silentLogger } from '../log/logger.js';
 import { leaderGuard } from './controller.js';
-import { repeatsIntent, volumesInFlight } from './in-flight.js';
+import { racesIntent, repeatsIntent, volumesInFlight } from './in-flight.js';
 import { FailoverLoop, quietLeftMs } from './loop.js';
 import { MemoryLocks, MemoryStore } from './memory.js';
 import { ControllerMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG } from './observed.js';
 import { FakeEc2 } from '../testing/fake-ec2-port.js';
-import { AZ, I1, host, journal, placement, service } from '../testing/controller-builders.js';
+import { AZ, I1, eventually, host, journal, placement, service } from '../testing/controller-builders.js';
 
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = eventually;
 
 const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
 const intent = (term: string) => ({ action: 'detach' as const, instanceId: I1, force: true, device: null, term, at: 0 });
@@ -32,6 +26,17 @@ describe('which volumes a new term waits the quiet period for', () => {
       journal({ volumeId: vol(6), step: 'blocked', intent: intent('3') }),
     ];
     expect([...volumesInFlight(journals, '9')].sort()).toEqual([[vol(1), intent('7')], [vol(6), intent('3')]]);
+  });
+
+  it('a call races the one in flight when it names the same instance and is not its repeat', () => {
+    const detach = intent('7');
+    expect(racesIntent(detach, { action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdf' })).toBe(true);
+    expect(racesIntent(detach, { action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(false);
+    expect(racesIntent(detach, { action: 'AttachVolume', volumeId: vol(1), instanceId: 'i-00000000000000009', device: '/dev/xvdf' })).toBe(false);
+    const attach = { ...detach, action: 'attach' as const, force: false, device: '/dev/xvdf' };
+    // Retargeting away from the instance a late attach names: held.
+    expect(racesIntent(attach, { action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(true);
+    expect(racesIntent(attach, { action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdg' })).toBe(true);
   });
 
   it('a repeat of the call in flight: the same detach (graceful or forced) from the same instance, the same attach (instance and device)', () => {
@@ -50,8 +55,11 @@ describe('which volumes a new term waits the quiet period for', () => {
     const leadership = { candidateId: 'c2', revision: '9', assertLeading: () => undefined, leaseRemainingMs: () => 5_000, electedAtMono: monoNow() };
     const known = leaderGuard(leadership, 2_000, new Map([[vol(1), intent('7')]]));
     expect(known.notBeforeMono).toBe(leadership.electedAtMono + 2_000);
+    // An attach to the instance a late forced detach names: that detach would undo it.
     expect(known.quietApplies?.({ action: 'AttachVolume', volumeId: vol(1), instanceId: I1, device: '/dev/xvdf' })).toBe(true);
-    expect(known.quietApplies?.({ action: 'DetachVolume', volumeId: vol(1), instanceId: 'i-00000000000000009' })).toBe(true);
+    // Calls naming another instance: a late detach from I1 finds the volume not attached there.
+    expect(known.quietApplies?.({ action: 'DetachVolume', volumeId: vol(1), instanceId: 'i-00000000000000009' })).toBe(false);
+    expect(known.quietApplies?.({ action: 'AttachVolume', volumeId: vol(1), instanceId: 'i-00000000000000009', device: '/dev/xvdf' })).toBe(false);
     // The very call in flight, repeated: EC2 applies one, the other finds it done.
     expect(known.quietApplies?.({ action: 'DetachVolume', volumeId: vol(1), instanceId: I1 })).toBe(false);
     expect(known.quietApplies?.({ action: 'AttachVolume', volumeId: vol(2), instanceId: I1, device: '/dev/xvdf' })).toBe(false);
@@ -66,10 +74,11 @@ describe('the loop and a new term\'s quiet period', () => {
   const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
 
   it('a mutation the gate would hold takes no parallelism slot: other failovers go on, it goes once the quiet period ends', async () => {
-    // Three volumes on host 1, which dies; parallelism 1. Vol 1's journal records a previous term's call
-    // in flight (a detach from host 3, so our detach from host 1 is not its repeat), vol 2 none, vol 3 the
-    // very detach ours repeats. Had vol 1's detach been dispatched, it would sleep in the gate on the only
-    // slot (the fake port does not sleep: it would simply be sent, and the test sees that).
+    // Three volumes on host 1, which dies; parallelism 1. Vol 1's journal records a previous term's call in
+    // flight that ours could race (an attach to host 1: our detach from host 1 is not its repeat), vol 2
+    // none, vol 3 the very detach ours repeats (and its attach names another host). Had vol 1's detach
+    // been dispatched, it would sleep in the gate on the only slot (the fake port does not sleep: it
+    // would simply be sent, and the test sees that).
     const store = new MemoryStore();
     const ec2 = new FakeEc2();
     for (const h of [1, 2, 3]) {
@@ -83,9 +92,11 @@ describe('the loop and a new term\'s quiet period', () => {
       store.placements.set(vol(v), { ...placement(inst(1), 1), volumeId: vol(v), unit: s.unit });
     }
     const previous = intent('7');
-    store.journals.set(vol(1), journal({ volumeId: vol(1), unit: `postgres@${vol(1)}`, fromInstanceId: inst(1), step: 'detaching', intent: { ...previous, instanceId: inst(3) } }));
-    store.journals.set(vol(3), journal({ volumeId: vol(3), unit: `postgres@${vol(3)}`, fromInstanceId: inst(1), step: 'detaching', intent: { ...previous, instanceId: inst(1) } }));
-    const inFlight = new Map([[vol(1), { ...previous, instanceId: inst(3) }], [vol(3), { ...previous, instanceId: inst(1) }]]);
+    const attachToHolder = { ...previous, action: 'attach' as const, instanceId: inst(1), force: false, device: '/dev/xvdf' };
+    const detachFromHolder = { ...previous, instanceId: inst(1) };
+    store.journals.set(vol(1), journal({ volumeId: vol(1), unit: `postgres@${vol(1)}`, fromInstanceId: inst(1), step: 'detaching', intent: attachToHolder }));
+    store.journals.set(vol(3), journal({ volumeId: vol(3), unit: `postgres@${vol(3)}`, fromInstanceId: inst(1), step: 'detaching', intent: detachFromHolder }));
+    const inFlight = new Map([[vol(1), attachToHolder], [vol(3), detachFromHolder]]);
     const quiet = { until: monoNow() + 600_000 };
     ec2.guard = {
       caller: 'c2', term: '9', assert: () => undefined, remainingMs: () => 5_000,
@@ -102,14 +113,12 @@ describe('the loop and a new term\'s quiet period', () => {
     });
     const running = loop.run();
     try {
-      await until('vol 2 attached elsewhere, vol 3 detached', () => ec2.calls.some((c) => c.startsWith(`AttachVolume ${vol(2)}`)) && ec2.calls.some((c) => c.startsWith(`DetachVolume ${vol(3)}`)));
-      // Vol 3's attach is not the call in flight: it waits, like everything of vol 1.
-      expect(ec2.calls.filter((c) => c.startsWith(`AttachVolume ${vol(3)}`))).toEqual([]);
+      await until('vols 2 and 3 attached elsewhere', () => [2, 3].every((v) => ec2.calls.some((c) => c.startsWith(`AttachVolume ${vol(v)}`))));
       expect(ec2.calls.filter((c) => c.includes(vol(1)) && !c.startsWith('Describe'))).toEqual([]);
-      // The quiet period ends: vol 1's detach and vol 3's attach go.
+      // The quiet period ends: vol 1's detach goes.
       quiet.until = monoNow();
       store.changed();
-      await until('vol 1 detached, vol 3 attached', () => ec2.calls.some((c) => c.startsWith(`DetachVolume ${vol(1)}`)) && ec2.calls.some((c) => c.startsWith(`AttachVolume ${vol(3)}`)));
+      await until('vol 1 detached', () => ec2.calls.some((c) => c.startsWith(`DetachVolume ${vol(1)}`)));
     } finally {
       signal.abort();
       await running;

@@ -23,12 +23,20 @@ export function volumesInFlight(journals: Iterable<FailoverJournal>, term: strin
 export type Intent = NonNullable<FailoverJournal['intent']>;
 
 /**
- * Whether a call (the EC2 gate's ids: action, volume, instance, device) repeats `intent`, the call a
- * previous term may have in flight for that volume. A repeat cannot race it: EC2 applies whichever
- * arrives first and the other finds the work done (detach is idempotent here, attach to the same
- * instance and device too; src/ec2/volumes.ts). Any other call can, e.g. an attach to the instance a
- * late forced detach names. A graceful and a forced detach from the same instance count as one.
+ * Whether a call (the EC2 gate's ids: action, volume, instance, device) could race `intent`, the call a
+ * previous term may still have in flight for that volume, were it to reach EC2 late. Every attach and
+ * detach names its volume AND its instance, and EC2 refuses a detach naming an instance the volume is
+ * not attached to (InvalidAttachment.NotFound) and an attach of a volume attached elsewhere
+ * (VolumeInUse): a late call can only act on the attachment it names. So only a call naming the same
+ * instance can race it — above all an attach to the instance a late forced detach names, which would
+ * detach the new attachment — unless it repeats the very call (EC2 applies one, the other finds the
+ * work done).
  */
+export function racesIntent(intent: Intent, ids: Ec2ErrorIds): boolean {
+  return ids.instanceId === intent.instanceId && !repeatsIntent(intent, ids);
+}
+
+/** The same call as `intent`: a detach (graceful or forced) from the same instance, or an attach to the same instance and device. */
 export function repeatsIntent(intent: Intent, ids: Ec2ErrorIds): boolean {
   if (ids.instanceId !== intent.instanceId) return false;
   if (intent.action === 'detach') return ids.action === 'DetachVolume';

@@ -5,10 +5,10 @@ import { MemoryLocks, MemoryStore } from './memory.js';
 import { ControllerMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG } from './observed.js';
 import { FakeEc2 } from '../testing/fake-ec2-port.js';
-import { AZ, host, placement, report, service } from '../testing/controller-builders.js';
+import { instN, placedWorld, report, volN } from '../testing/controller-builders.js';
 
-const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
-const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
+const vol = volN;
+const inst = instN;
 
 /** Pretend agents: a host reports `active` once its placement's volume is attached, `released` when moved away. */
 function fakeAgents(store: MemoryStore, ec2: FakeEc2): () => void {
@@ -44,22 +44,8 @@ describe('FailoverLoop against in-memory fakes', () => {
   afterEach(() => stops.splice(0).forEach((s) => s()));
 
   function setup(volumes: number, hosts: number, opts: { leaseTtlMs?: number; hostGraceMs?: number; run?: boolean } = {}) {
-    const store = new MemoryStore();
-    const ec2 = new FakeEc2();
+    const { store, ec2 } = placedWorld(hosts, volumes, opts.leaseTtlMs === undefined ? {} : { leaseTtlMs: opts.leaseTtlMs });
     const locks = new MemoryLocks();
-    for (let h = 1; h <= hosts; h += 1) {
-      store.putHost(host(inst(h), opts.leaseTtlMs === undefined ? {} : { leaseTtlMs: opts.leaseTtlMs }));
-      ec2.addInstance(inst(h), AZ);
-    }
-    for (let v = 1; v <= volumes; v += 1) {
-      const holder = inst(((v - 1) % hosts) + 1);
-      const s = service({ unit: `postgres@${vol(v)}`, volumeId: vol(v), conflictGroup: undefined });
-      store.services.set(s.unit, s);
-      ec2.addVolume(vol(v), AZ, holder);
-      store.placements.set(vol(v), { ...placement(holder, 1), volumeId: vol(v), unit: s.unit });
-      store.putReport({ ...report(holder, 'active', 1), volumeId: vol(v), unit: s.unit });
-      ec2.inUse.add(vol(v));
-    }
     const controller = new AbortController();
     const metrics = new ControllerMetrics();
     const loop = new FailoverLoop({

@@ -11,26 +11,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log/logger.js';
 import { HostTracker } from './hosts.js';
 import { FailoverLoop } from './loop.js';
-import { MemoryLocks, MemoryStore } from './memory.js';
+import { MemoryLocks } from './memory.js';
 import { ControllerMetrics } from './metrics.js';
 import { DEFAULT_DECIDE_CONFIG } from './observed.js';
 import { StandbyLiveness } from './standby-liveness.js';
-import { FakeEc2 } from '../testing/fake-ec2-port.js';
-import { AZ, NOW, host, journal, placement, report, service } from '../testing/controller-builders.js';
+import { NOW, eventually, instN, journal, placedWorld, volN } from '../testing/controller-builders.js';
 
-const vol = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
-const inst = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
+const vol = volN;
+const inst = instN;
 const TTL = 1_000;
 /** Long: a grace that slipped into a test would hold everything for the whole test. */
 const GRACE = 60_000;
-
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = eventually;
 
 describe('StandbyLiveness: the successor of a dead leader already knows which hosts vanished when', () => {
   const cleanups: (() => void)[] = [];
@@ -40,21 +32,7 @@ describe('StandbyLiveness: the successor of a dead leader already knows which ho
   function standingBy(hosts: number, volumes: number) {
     const clock = { now: NOW };
     const now = (): number => clock.now;
-    const store = new MemoryStore();
-    const ec2 = new FakeEc2();
-    for (let h = 1; h <= hosts; h += 1) {
-      store.putHost(host(inst(h), { leaseTtlMs: TTL }));
-      ec2.addInstance(inst(h), AZ);
-    }
-    for (let v = 1; v <= volumes; v += 1) {
-      const holder = inst(((v - 1) % hosts) + 1);
-      const s = service({ unit: `postgres@${vol(v)}`, volumeId: vol(v), conflictGroup: undefined });
-      store.services.set(s.unit, s);
-      ec2.addVolume(vol(v), AZ, holder);
-      store.placements.set(vol(v), { ...placement(holder, 1), volumeId: vol(v), unit: s.unit });
-      store.putReport({ ...report(holder, 'active', 1), volumeId: vol(v), unit: s.unit });
-      ec2.inUse.add(vol(v));
-    }
+    const { store, ec2 } = placedWorld(hosts, volumes, { leaseTtlMs: TTL });
     const metrics = new ControllerMetrics();
     const tracker = new HostTracker({ log: silentLogger(), hostGraceMs: GRACE });
     const standby = new StandbyLiveness(tracker, store, now, silentLogger());

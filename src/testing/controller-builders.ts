@@ -2,7 +2,9 @@
 import type { AgentReport, FailoverJournal, HostRecord, ManualRequest, Placement, ServiceRecord } from '../keyspace/records.js';
 import type { InstanceInfo, VolumeAttachment, VolumeInfo } from '../ec2/types.js';
 import { DEFAULT_DECIDE_CONFIG, reportKey, type DecideConfig, type Observed } from '../controller/observed.js';
+import { MemoryStore } from '../controller/memory.js';
 import { newJournal } from '../controller/state.js';
+import { FakeEc2 } from './fake-ec2-port.js';
 
 export const VOL = 'vol-0abc12345def67890';
 export const UNIT = `postgres@${VOL}`;
@@ -87,4 +89,40 @@ export function observed(spec: Spec = {}): Observed {
     graceUntil: spec.graceUntil ?? null,
     pacing: spec.pacing ?? null,
   };
+}
+
+/** Volume and instance ids numbered n (the loop tests' worlds). */
+export const volN = (n: number): string => `vol-${n.toString(16).padStart(17, '0')}`;
+export const instN = (n: number): string => `i-${n.toString(16).padStart(17, '0')}`;
+
+/**
+ * An in-memory store and EC2 port with `hosts` live hosts (instN(1)…) and `volumes` services, volume v
+ * placed, attached and reported active on host ((v − 1) mod hosts) + 1: the loop tests' starting point.
+ */
+export function placedWorld(hosts: number, volumes: number, hostOver: Partial<HostRecord> = {}): { store: MemoryStore; ec2: FakeEc2 } {
+  const store = new MemoryStore();
+  const ec2 = new FakeEc2();
+  for (let h = 1; h <= hosts; h += 1) {
+    store.putHost(host(instN(h), hostOver));
+    ec2.addInstance(instN(h), AZ);
+  }
+  for (let v = 1; v <= volumes; v += 1) {
+    const holder = instN(((v - 1) % hosts) + 1);
+    const s = service({ unit: `postgres@${volN(v)}`, volumeId: volN(v), conflictGroup: undefined });
+    store.services.set(s.unit, s);
+    ec2.addVolume(volN(v), AZ, holder);
+    store.placements.set(volN(v), { ...placement(holder, 1), volumeId: volN(v), unit: s.unit });
+    store.putReport({ ...report(holder, 'active', 1), volumeId: volN(v), unit: s.unit });
+    ec2.inUse.add(volN(v));
+  }
+  return { store, ec2 };
+}
+
+/** Resolves once `check` holds, polling every 5 ms; throws naming `what` after `ms` (generous: a loaded machine). */
+export async function eventually(what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
