@@ -297,7 +297,7 @@ async function scenario(run: Run): Promise<Outcome> {
       const resumed = successor?.proc.lines.filter((l) => l.startsWith('{"persisted"')).map((l) => (JSON.parse(l) as { at: number }).at).find((at) => at > (leaderKilledAt ?? 0));
       extra['successor resumed'] = resumed === undefined ? 'never' : `${resumed - leaderKilledAt} ms after the kill (election TTL ${ELECTION_TTL_MS}; no host grace: the successor watched the hosts vanish)`;
       const quiet = successor?.proc.stderr.match(/new term: (\d+) volume\(s\) wait the quiet period/);
-      if (quiet) extra['quiet period'] = `${quiet[1]} volume(s) had a previous term's call in flight: only their other calls wait ${ELECTION_TTL_MS} ms from the election`;
+      if (quiet) extra['quiet period'] = `${quiet[1]} volume(s) had a previous term's call in flight: their calls naming the same instance (not repeats) wait ${ELECTION_TTL_MS} ms from the election`;
     }
     if (etcdChanged !== null) {
       const det = [...per.detect].sort((a, b) => a - b);

@@ -158,7 +158,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
         log.warn({ volumeId, intent, quietMs }, "a previous term's EC2 call may still be in flight: no mutation of this volume before the quiet period ends");
       }
       if (inFlight === null || inFlight.size > 0) {
-        log.warn({ quietMs, volumes: inFlight?.size ?? 'all' }, `new term: ${inFlight === null ? 'every' : inFlight.size} volume(s) wait the quiet period (a previous term's call may be in flight); the others go at once`);
+        log.warn({ quietMs, volumes: inFlight?.size ?? 'all' }, `new term: ${inFlight === null ? 'every' : inFlight.size} volume(s) wait the quiet period (a previous term's call may be in flight) for calls that could race it; the others go at once`);
       }
       for (const j of store.snapshot().journals.values()) {
         const restore = isActiveJournal(j) ? j.autoRestore?.restore : undefined;

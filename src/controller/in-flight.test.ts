@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { monoNow } from '../ec2/gate.js';
 import { silentLogger } from '../log/logger.js';
 import { leaderGuard } from './controller.js';
-import { racesIntent, repeatsIntent, volumesInFlight } from './in-flight.js';
+import { racesIntent, repeatsIntent, volumesInFlight, type Intent } from './in-flight.js';
 import { FailoverLoop, quietLeftMs } from './loop.js';
 import { MemoryLocks, MemoryStore } from './memory.js';
 import { ControllerMetrics } from './metrics.js';
@@ -96,7 +96,7 @@ describe('the loop and a new term\'s quiet period', () => {
     const detachFromHolder = { ...previous, instanceId: inst(1) };
     store.journals.set(vol(1), journal({ volumeId: vol(1), unit: `postgres@${vol(1)}`, fromInstanceId: inst(1), step: 'detaching', intent: attachToHolder }));
     store.journals.set(vol(3), journal({ volumeId: vol(3), unit: `postgres@${vol(3)}`, fromInstanceId: inst(1), step: 'detaching', intent: detachFromHolder }));
-    const inFlight = new Map([[vol(1), attachToHolder], [vol(3), detachFromHolder]]);
+    const inFlight = new Map<string, Intent>([[vol(1), attachToHolder], [vol(3), detachFromHolder]]);
     const quiet = { until: monoNow() + 600_000 };
     ec2.guard = {
       caller: 'c2', term: '9', assert: () => undefined, remainingMs: () => 5_000,
