@@ -51,7 +51,7 @@ export interface ControllerOptions {
   reportTimeoutMs?: number;
   /** Other knobs of the decision core (e.g. `attachStuckAfterMs`), over DEFAULT_DECIDE_CONFIG; tests shorten them. */
   decide?: Partial<DecideConfig>;
-  /** Grace before a host is called dead after an election or an etcd reconnect; default: longest host TTL × 4/3. */
+  /** Grace before a host is called dead after the controller starts, an etcd reconnect or stall, or a lost term; default: longest host TTL × 4/3. */
   hostGraceMs?: number;
   log?: Logger;
   /** Aborting it resigns leadership and returns from `runController`. */
