@@ -108,10 +108,8 @@ export class EtcdStore implements StorePort {
   snapshot(): StoreSnapshot {
     const m = this.opts.mirrors;
     return {
-      hosts: this.decodeAll(HostRecord, m.hosts, (h) => h.instanceId),
+      ...this.liveness(),
       services: this.decodeAll(ServiceRecord, m.services, (s) => s.unit),
-      placements: this.decodeAll(Placement, m.placements, (p) => p.volumeId),
-      journals: this.decodeAll(FailoverJournal, m.journals, (j) => j.volumeId),
       reports: this.decodeAll(AgentReport, m.reports, (r) => `${r.instanceId}/${r.volumeId}`, (key, r) => this.reportTrusted(key, r)),
       requests: this.decodeAll(ManualRequest, m.requests, (r) => r.volumeId),
     };
@@ -125,6 +123,12 @@ export class EtcdStore implements StorePort {
       placements: this.decodeAll(Placement, m.placements, (p) => p.volumeId),
       journals: this.decodeAll(FailoverJournal, m.journals, (j) => j.volumeId),
     };
+  }
+
+  /** Drops every decoded record (the standby's read-only store, while its process leads with another). */
+  forget(): void {
+    this.decoded.clear();
+    this.lastOut.clear();
   }
 
   /** Untrusted reports already logged (key and lease), so a forged report is logged once, not every tick. */

@@ -6,6 +6,8 @@ export interface LivenessSource {
   liveness(): LivenessSnapshot;
   onChange(listener: () => void): () => void;
   onReconnect?(listener: () => void): () => void;
+  /** Drops what it decoded for these looks (while leading, the loop's store decodes its own). */
+  forget?(): void;
 }
 
 /** Timing of the standby's looks; the leader's loop looks on every tick instead. */
@@ -44,9 +46,12 @@ export class StandbyLiveness {
     this.look();
   }
 
-  /** Leading: the loop looks from now on. */
+  /** Leading: the loop looks from now on, and the standby's decoded records (10,000 placements: MBs) go. */
   pause(): void {
     this.paused = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.source.forget?.();
   }
 
   /** Standing by again: look at once, then on changes. */
