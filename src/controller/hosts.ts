@@ -56,13 +56,13 @@ export type LivenessSnapshot = Pick<StoreSnapshot, 'hosts' | 'placements' | 'jou
  * started) and every watch reconnect (an etcd outage, or this controller cut off from etcd).
  */
 export class HostTracker {
-  /** Hosts seen alive this term, by instance id; forgotten once long gone and unreferenced. */
+  /** Hosts seen alive, by instance id; forgotten once long gone and unreferenced. */
   readonly known = new Map<string, HostRecord>();
   /** No host is called dead before this; null until the first look. */
   graceUntil: number | null = null;
   /**
    * When the current grace began (election, reconnect, suspect vanishing). Its length is recomputed on
-   * every look from the longest TTL known then: a term that began before any host record was read
+   * every look from the longest TTL known then: a grace that began before any host record was read
    * starts with the 10 s default and shortens to the real TTL once the hosts are known.
    */
   private graceFrom: number | null = null;
