@@ -61,7 +61,7 @@ export class HostTracker {
   /** No host is called dead before this; null until the first look. */
   graceUntil: number | null = null;
   /**
-   * When the current grace began (election, reconnect, suspect vanishing). Its length is recomputed on
+   * When the current grace began (first look, reconnect or stall, suspect vanishing). Its length is recomputed on
    * every look from the longest TTL known then: a grace that began before any host record was read
    * starts with the 10 s default and shortens to the real TTL once the hosts are known.
    */
