@@ -146,7 +146,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       metrics.setLeader(true);
       const quietMs = opts.mutationQuietMs ?? Math.min(leadership.ttlMs, EC2_TIMING.mutationMaxMs);
       const inFlight = await readVolumesInFlight(opts.etcd, ks, leadership.revision, log);
-      log.info({ candidateId: opts.candidateId, term: terms, revision: leadership.revision, quietMs, quietFor: inFlight === null ? 'every call' : `calls naming no volume, and ${inFlight.size} volume(s) with a previous term's call in flight` }, 'elected: running the failover loop');
+      log.info({ candidateId: opts.candidateId, term: terms, revision: leadership.revision, quietMs }, 'elected: running the failover loop');
       // One gated EC2 port per term: no mutation of this term can skip the leadership check.
       const ec2 = withGuard(opts.ec2, leaderGuard(leadership, quietMs, inFlight));
       const store = new EtcdStore({

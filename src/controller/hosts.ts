@@ -1,6 +1,6 @@
 import type { HostRecord } from '../keyspace/records.js';
 import type { Logger } from '../log/logger.js';
-import type { Observed } from './observed.js';
+import { isActiveJournal, type Observed } from './observed.js';
 import type { StoreSnapshot } from './ports.js';
 
 /** When to call a host dead, and how fast to act when many vanish at once; every value is commented. */
@@ -24,9 +24,10 @@ export const HOST_TIMING = {
 } as const;
 
 /**
- * The grace a controller that just started, or one whose watches reconnected to etcd, gives hosts before
- * it calls any of them dead: the longest host TTL plus the agents' renewal retry back-off (TTL/3), so
- * every agent that is alive has had a full chance to renew against the etcd that is back.
+ * The grace a controller that just started, or one that saw etcd go away (a watch reconnect, an etcd
+ * stall, a campaign or term lost: controller.ts), gives hosts before it calls any of them dead: the longest
+ * host TTL plus the agents' renewal retry back-off (TTL/3), so every agent that is alive has had a full
+ * chance to renew against the etcd that is back.
  */
 export function hostGraceMs(ttlMs: number): number {
   return ttlMs + Math.ceil(ttlMs / 3);
@@ -61,9 +62,9 @@ export class HostTracker {
   /** No host is called dead before this; null until the first look. */
   graceUntil: number | null = null;
   /**
-   * When the current grace began (first look, reconnect or stall, suspect vanishing). Its length is recomputed on
-   * every look from the longest TTL known then: a grace that began before any host record was read
-   * starts with the 10 s default and shortens to the real TTL once the hosts are known.
+   * When the current grace began (first look, reconnect or stall, suspect vanishing). Its length is
+   * recomputed on every look from the longest TTL known then: a grace that began before any host record
+   * was read starts with the 10 s default and shortens to the real TTL once the hosts are known.
    */
   private graceFrom: number | null = null;
   private readonly lastSeen = new Map<string, number>();
@@ -165,7 +166,7 @@ export class HostTracker {
   private adoptAdmissions(snap: LivenessSnapshot, suspects: ReadonlySet<string>): void {
     for (const j of snap.journals.values()) {
       const from = j.fromInstanceId;
-      if (from === null || j.cause !== 'holder-lost' || j.step === 'done' || j.step === 'failed') continue;
+      if (from === null || j.cause !== 'holder-lost' || !isActiveJournal(j)) continue;
       if (suspects.has(from) && !this.admitted.has(from) && !this.proven.has(from)) this.admitted.set(from, j.startedAt);
     }
   }
