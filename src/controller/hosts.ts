@@ -211,7 +211,7 @@ export class HostTracker {
       if (inGrace || (suspect?.hosts.has(id) === true && !this.admitted.has(id))) held.add(id);
     };
     for (const p of snap.placements.values()) consider(p.instanceId);
-    for (const j of snap.journals.values()) if (j.step !== 'done' && j.step !== 'failed') consider(j.fromInstanceId);
+    for (const j of snap.journals.values()) if (isActiveJournal(j)) consider(j.fromInstanceId);
     const since = (id: string): number => this.vanishedAt.get(id) ?? -Infinity;
     return [...held].sort((a, b) => since(a) - since(b) || a.localeCompare(b)).slice(0, HOST_TIMING.proofBatch);
   }
